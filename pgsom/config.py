@@ -1,0 +1,274 @@
+"""Frozen configuration dataclasses: what one training run is, and how variants are named.
+
+A *run* is (:class:`RunConfig`, seed). :class:`RunConfig` holds everything that changes what
+is computed; its dict form (:meth:`RunConfig.to_dict`) is the results-cache key. Every field is
+validated on construction and a bad value raises ``ValueError`` naming the field and what is
+allowed. Table 1's variants are built by :func:`variant` from a method and stabiliser names.
+
+Choices the paper leaves open, and where each default comes from (SPEC section 2):
+
+* ``standardize=True``: advantages are standardised per episode (pytorch/examples style).
+  The paper does not say; a pilot showed plain SGD on raw returns collapses. ``False`` is
+  the raw-returns option.
+* ``returns="reward_to_go"`` with ``gamma=0.99``; ``"total"`` is the undiscounted episode
+  return used by the paper's lemmas.
+* ``hessian_estimator="exact"``: the exact diagonal of the surrogate Hessian (closed form);
+  ``"hutchinson"`` is the one-sample Rademacher option.
+* ``hessian_terms="full"``: ``h = g * S + diag grad^2 (sum_t A_t log pi)`` (Lemma 3.1's
+  unbiased estimator of diag grad^2 J); ``"surrogate"`` drops ``g * S`` (what AdaHessian on
+  the REINFORCE loss computes, plausibly what the paper ran).
+* ``rk_stage="fresh"``: RK's second stage samples new episodes at theta~ (unbiased, counted
+  in the budget); ``"reuse"`` re-scores the first episode at theta~ (biased, no new samples,
+  plausibly what the paper ran).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+METHODS = ("pg", "hessian", "rk", "adam", "npg")
+"""Update rules: REINFORCE/SGD, PG-SOM, Heun RK2, Adam, natural PG (see pgsom.transforms)."""
+
+PAPER_METHODS = ("pg", "hessian", "rk")
+"""The paper's three methods (Table 1)."""
+
+STABILISERS = ("clip", "entropy", "baseline", "clip_same_lr", "lr2")
+"""``clip``: norm 50 with the learning rate doubled (paper 4.1); ``clip_same_lr``: norm 50 at
+the base rate; ``lr2``: doubled rate without clipping (the last two split claim C10)."""
+
+PAPER_STABILISERS = ("none", "clip", "entropy", "baseline")
+
+PAPER_CLIP_NORM = 50.0
+PAPER_LR = 0.002
+
+
+def _check_choice(name: str, value: Any, allowed: tuple) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+
+
+def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not ok or not (value >= 0 if allow_zero else value > 0) or value != value:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+
+
+def _check_unit(name: str, value: float, *, closed_low: bool = True) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    low_ok = ok and (value >= 0 if closed_low else value > 0)
+    if not (low_ok and value < 1):
+        interval = "[0, 1)" if closed_low else "(0, 1)"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AlgoConfig:
+    """How one run learns: the update rule, its hyperparameters and the stabilisers."""
+
+    method: str = "pg"
+    """Update rule, one of METHODS."""
+    lr: float = PAPER_LR
+    """Base learning rate alpha (0.002 for every method, paper 4.1)."""
+    lr_scale: float = 1.0
+    """Multiplier on ``lr``; the paper's clip variant doubles the rate (``variant`` sets 2)."""
+    clip_norm: float | None = None
+    """Global gradient-norm clipping threshold per run (paper: 50); None disables it."""
+    entropy_coef: float = 0.0
+    """beta_H: weight of the entropy bonus sum_t H(pi(.|s_t)) in the ascent direction."""
+    baseline: bool = False
+    """Subtract the time-indexed EMA baseline b_t of past reward-to-go (no learned critic)."""
+    baseline_decay: float = 0.9
+    """EMA decay of the baseline over past episodes (bias-corrected per time index)."""
+    returns: str = "reward_to_go"
+    """``reward_to_go`` (discounted G_t) or ``total`` (undiscounted R(tau) at every t)."""
+    gamma: float = 0.99
+    """Discount of the reward-to-go."""
+    standardize: bool = True
+    """Standardise advantages per episode: (A - mean) / (std + 1e-8), population std."""
+    beta1: float = 0.9
+    """First-moment decay (adam, hessian)."""
+    beta2: float = 0.999
+    """Second-moment decay (adam, hessian)."""
+    eps: float = 1e-8
+    """Denominator epsilon (adam, hessian)."""
+    hessian_estimator: str = "exact"
+    """``exact`` closed-form diagonal or ``hutchinson`` (one Rademacher probe) for the
+    diag grad^2(sum_t A_t log pi) term."""
+    hessian_terms: str = "full"
+    """``full``: h = g*S + diag grad^2(sum A log pi) (unbiased for diag grad^2 J);
+    ``surrogate``: drop g*S (AdaHessian on the REINFORCE loss)."""
+    second_moment: str = "square"
+    """PG-SOM's v tracks ``square`` (h*h, step m/(sqrt(v)+eps)) or ``abs`` (|h|, step m/(v+eps))."""
+    rk_stage: str = "fresh"
+    """RK second stage: ``fresh`` episodes at theta~ or ``reuse`` the first episode."""
+    npg_damping: float = 0.1
+    """lambda in (F + lambda I)^-1 g for npg."""
+    npg_cg_iters: int = 10
+    """Conjugate-gradient iterations for the damped Fisher solve."""
+    fisher: str = "empirical"
+    """npg's F: ``empirical`` mean_t s_t s_t^T with the taken actions, or ``expected`` over
+    actions (the KL Hessian)."""
+
+    def __post_init__(self) -> None:
+        _check_choice("method", self.method, METHODS)
+        _check_positive("lr", self.lr)
+        _check_positive("lr_scale", self.lr_scale)
+        if self.clip_norm is not None:
+            _check_positive("clip_norm", self.clip_norm)
+        _check_positive("entropy_coef", self.entropy_coef, allow_zero=True)
+        if not isinstance(self.baseline, bool):
+            raise ValueError(f"baseline must be True or False, got {self.baseline!r}")
+        _check_unit("baseline_decay", self.baseline_decay)
+        _check_choice("returns", self.returns, ("reward_to_go", "total"))
+        if not (isinstance(self.gamma, (int, float)) and 0 < self.gamma <= 1):
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
+        _check_unit("beta1", self.beta1)
+        _check_unit("beta2", self.beta2)
+        _check_positive("eps", self.eps)
+        _check_choice("hessian_estimator", self.hessian_estimator, ("exact", "hutchinson"))
+        _check_choice("hessian_terms", self.hessian_terms, ("full", "surrogate"))
+        _check_choice("second_moment", self.second_moment, ("square", "abs"))
+        _check_choice("rk_stage", self.rk_stage, ("fresh", "reuse"))
+        _check_positive("npg_damping", self.npg_damping)
+        if not (isinstance(self.npg_cg_iters, int) and self.npg_cg_iters >= 1):
+            raise ValueError(f"npg_cg_iters must be an int >= 1, got {self.npg_cg_iters!r}")
+        _check_choice("fisher", self.fisher, ("empirical", "expected"))
+
+    @property
+    def effective_lr(self) -> float:
+        """The step size actually used: lr * lr_scale."""
+        return self.lr * self.lr_scale
+
+    @property
+    def stages(self) -> int:
+        """Gradient evaluations per parameter update (2 for Heun's RK2)."""
+        return 2 if self.method == "rk" else 1
+
+    @property
+    def episodes_per_update(self) -> int:
+        """Episodes consumed per update: RK with fresh second-stage samples uses two."""
+        return 2 if self.method == "rk" and self.rk_stage == "fresh" else 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run except its seed."""
+
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    """Update rule and stabilisers."""
+    env_id: str = "CartPole-v1"
+    """gymnasium environment id."""
+    backend: str = "fast"
+    """``fast`` numpy CartPole (tested equal to gymnasium) or ``gymnasium`` itself."""
+    hidden: tuple[int, ...] = (64,)
+    """Hidden-layer widths of the tanh MLP softmax policy; () is a linear softmax."""
+    episodes: int = 500
+    """Training budget in episodes; every episode used for learning counts (paper 4.1)."""
+    eval_episodes: int = 10
+    """Episodes of the final stochastic policy for the evaluation return (not in the budget)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.algo, AlgoConfig):
+            raise ValueError(f"algo must be an AlgoConfig, got {type(self.algo).__name__}")
+        from pgsom.envs import BACKENDS, ENV_IDS
+
+        _check_choice("env_id", self.env_id, ENV_IDS)
+        _check_choice("backend", self.backend, BACKENDS)
+        hidden = tuple(self.hidden)
+        if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
+            raise ValueError(f"hidden must be a tuple of positive ints, got {self.hidden!r}")
+        object.__setattr__(self, "hidden", hidden)
+        for name in ("episodes", "eval_episodes"):
+            value = getattr(self, name)
+            minimum = 1 if name == "episodes" else 0
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= minimum):
+                raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+        if self.episodes % self.algo.episodes_per_update:
+            raise ValueError(
+                f"episodes must be a multiple of {self.algo.episodes_per_update} for "
+                f"method={self.algo.method!r} rk_stage={self.algo.rk_stage!r}, got {self.episodes}"
+            )
+        if self.algo.method == "hessian" and self.algo.hessian_estimator == "exact" and len(hidden) > 1:
+            raise ValueError(
+                "hessian_estimator='exact' supports hidden=() or one hidden layer; "
+                f"got hidden={hidden!r}: use hessian_estimator='hutchinson'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (the cache key's config part)."""
+        out = dataclasses.asdict(self)
+        out["hidden"] = list(self.hidden)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error, not ignored."""
+        data = dict(data)
+        algo = data.pop("algo", {})
+        _reject_unknown("RunConfig", data, cls)
+        _reject_unknown("AlgoConfig", algo, AlgoConfig)
+        if "hidden" in data:
+            data["hidden"] = tuple(data["hidden"])
+        return cls(algo=AlgoConfig(**algo), **data)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with run-level fields and/or algorithm fields (``lr=...``) changed."""
+        run_fields = {f.name for f in dataclasses.fields(self)}
+        algo_changes = {k: v for k, v in changes.items() if k not in run_fields}
+        run_changes = {k: v for k, v in changes.items() if k in run_fields}
+        _reject_unknown("RunConfig/AlgoConfig", algo_changes, AlgoConfig)
+        algo = dataclasses.replace(self.algo, **algo_changes)
+        return dataclasses.replace(self, algo=algo, **run_changes)
+
+
+def _reject_unknown(where: str, data: dict, cls: type) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {where} field(s) {unknown}; allowed: {sorted(known)}")
+
+
+def variant_name(method: str, *stabilisers: str) -> str:
+    """``pg``, ``pg+clip``, ``hessian+entropy+baseline``..."""
+    return "+".join((method, *[s for s in stabilisers if s != "none"]))
+
+
+def variant(method: str, *stabilisers: str, base: RunConfig | None = None) -> tuple[str, RunConfig]:
+    """Name and config of ``method`` with the given stabilisers applied to ``base``.
+
+    ``clip`` follows the paper: clip the gradient norm at 50 and double the learning rate.
+    ``clip_same_lr`` and ``lr2`` are its two halves (SPEC section 2, claim C10).
+    """
+    _check_choice("method", method, METHODS)
+    base = base or RunConfig()
+    changes: dict[str, Any] = {"method": method}
+    for s in stabilisers:
+        if s == "none":
+            continue
+        _check_choice("stabiliser", s, STABILISERS)
+        if s in ("clip", "clip_same_lr"):
+            changes["clip_norm"] = PAPER_CLIP_NORM
+        if s in ("clip", "lr2"):
+            changes["lr_scale"] = 2.0
+        if s == "entropy":
+            changes["entropy_coef"] = 0.01
+        if s == "baseline":
+            changes["baseline"] = True
+    return variant_name(method, *stabilisers), base.replace(**changes)
+
+
+def table1_variants(base: RunConfig | None = None, *, baselines: bool = True,
+                    attribution: bool = True) -> dict[str, RunConfig]:
+    """Table 1's 12 variants (3 methods x none/clip/entropy/baseline), then the adam and npg
+    baselines, then the clip-attribution rows (clip at the base rate; doubled rate alone)."""
+    out = dict(variant(m, s, base=base) for m in PAPER_METHODS for s in PAPER_STABILISERS)
+    if baselines:
+        out.update(variant(m, base=base) for m in ("adam", "npg"))
+    if attribution:
+        out.update(variant(m, s, base=base) for m in PAPER_METHODS for s in ("clip_same_lr", "lr2"))
+    return out

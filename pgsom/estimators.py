@@ -1,0 +1,301 @@
+"""Single-episode estimators: returns, baselines, the REINFORCE gradient, the diagonal Hessian
+of J, and Fisher-vector products. Everything is batched over runs.
+
+Shapes: ``R`` runs, ``T`` padded steps (the runner always pads to the environment's step limit,
+so shapes never depend on the batch), ``d`` parameters, ``A`` actions. ``mask[r, t]`` is True
+on real steps. Notation as in SPEC section 2: per-step score ``s_t = grad log pi(a_t|s_t)``,
+summed score ``S = sum_t s_t``, advantage ``A_t``.
+
+    g = sum_t A_t s_t + beta_H grad sum_t H(pi(.|s_t))                       (ascent direction)
+    h = g_J * S + diag grad^2 (sum_t A_t log pi(a_t|s_t))                    (Lemma 3.1)
+
+where ``g_J`` is the return part of ``g``. With undiscounted returns (``total`` or reward-to-go
+with gamma = 1) and no standardisation, ``E[g] = grad J`` and ``E[h] = diag grad^2 J``: the
+score outer-product term ``E[R S S^T]`` has diagonal ``E[g_J * S]`` (future scores have zero
+conditional mean) and the second term is the exact diagonal of the surrogate Hessian. A
+baseline built from *past* episodes keeps both unbiased (Fisher identity
+``E[s_t s_t^T + grad^2 log pi] = 0``). ``tests/test_estimators.py`` checks this by enumerating
+a small MDP.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from pgsom.policy import PolicySpec, forward
+
+ADV_EPS = 1e-8
+
+
+class EpisodeBatch(NamedTuple):
+    """One episode per run, padded to ``T`` steps."""
+
+    obs: torch.Tensor  # (R, T, obs_size) float32
+    actions: torch.Tensor  # (R, T) int64
+    rewards: torch.Tensor  # (R, T) float32, 0 on padding
+    mask: torch.Tensor  # (R, T) bool
+
+
+class BaselineState(NamedTuple):
+    """Bias-corrected EMA over past episodes of the reward-to-go at each time index t."""
+
+    weighted_sum: torch.Tensor  # (R, T) float64
+    weight: torch.Tensor  # (R, T) float64: 1 - decay^(episodes that reached t)
+
+
+class GradientEstimate(NamedTuple):
+    g: torch.Tensor  # (R, d) ascent direction incl. the entropy term
+    g_return: torch.Tensor  # (R, d) return part sum_t A_t s_t
+    score_sum: torch.Tensor | None  # (R, d) S = sum_t s_t, when asked for
+
+
+# --------------------------------------------------------------------------- returns
+
+
+def compute_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float, kind: str) -> torch.Tensor:
+    """``reward_to_go``: G_t = sum_{t'>=t} gamma^(t'-t) r_t'; ``total``: R(tau) at every step.
+
+    Computed in float64 as a reversed cumulative sum; zero on padding.
+    """
+    r = rewards.double() * mask
+    if kind == "total":
+        return (r.sum(dim=1, keepdim=True) * mask).double()
+    if kind != "reward_to_go":
+        raise ValueError(f"returns must be 'reward_to_go' or 'total', got {kind!r}")
+    t = torch.arange(r.shape[1], dtype=torch.float64)
+    if gamma == 1.0:
+        return r.flip(1).cumsum(1).flip(1) * mask
+    # G_t = gamma^-t sum_{t'>=t} gamma^t' r_t' is stable here: gamma^-T stays far from overflow
+    # for T <= 500 and gamma >= 0.9; fall back to the recursion otherwise.
+    if gamma ** r.shape[1] > 1e-200:
+        disc = gamma**t
+        return (r * disc).flip(1).cumsum(1).flip(1) / disc * mask
+    out = torch.zeros_like(r)
+    running = torch.zeros(r.shape[0], dtype=torch.float64)
+    for k in range(r.shape[1] - 1, -1, -1):
+        running = r[:, k] + gamma * running
+        out[:, k] = running
+    return out * mask
+
+
+def init_baseline(n_runs: int, horizon: int) -> BaselineState:
+    zeros = torch.zeros(n_runs, horizon, dtype=torch.float64)
+    return BaselineState(zeros, zeros.clone())
+
+
+def baseline_value(state: BaselineState) -> torch.Tensor:
+    """b_t = bias-corrected EMA of past G_t; 0 where no past episode reached step t."""
+    w = state.weight
+    return torch.where(w > 0, state.weighted_sum / w.clamp_min(1e-300), torch.zeros_like(w))
+
+
+def update_baseline(state: BaselineState, returns: torch.Tensor, mask: torch.Tensor, decay: float) -> BaselineState:
+    """Fold this episode's G_t into the EMA at the steps it reached (call after using b_t)."""
+    m = mask.double()
+    keep = 1 - (1 - decay) * m
+    return BaselineState(state.weighted_sum * keep + (1 - decay) * m * returns, state.weight * keep + (1 - decay) * m)
+
+
+def compute_advantages(
+    returns: torch.Tensor, mask: torch.Tensor, baseline: torch.Tensor | None = None, standardize: bool = True
+) -> torch.Tensor:
+    """A_t = G_t - b_t, then (optionally) standardised over the episode's steps:
+    (A - mean) / (std + 1e-8) with the population std (a one-step episode gets A = 0).
+    Returns float32, zero on padding."""
+    adv = returns.double() - (0 if baseline is None else baseline)
+    m = mask.double()
+    if standardize:
+        n = m.sum(1, keepdim=True).clamp_min(1)
+        mean = (adv * m).sum(1, keepdim=True) / n
+        std = (((adv - mean) ** 2 * m).sum(1, keepdim=True) / n).sqrt()
+        adv = (adv - mean) / (std + ADV_EPS)
+    return (adv * m).float()
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def _logit_cotangents(log_probs: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor) -> torch.Tensor:
+    """d/dlogits of sum_t w_t log pi(a_t|s_t): w_t (onehot(a_t) - p_t)."""
+    p = log_probs.exp()
+    onehot = torch.nn.functional.one_hot(batch.actions, p.shape[-1]).to(p.dtype)
+    return (weights * batch.mask).unsqueeze(-1) * (onehot - p)
+
+
+def _entropy_cotangents(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """d/dlogits of sum_t H(pi(.|s_t)): -p_k (log p_k + H)."""
+    p = log_probs.exp()
+    entropy = -(p * log_probs).sum(-1, keepdim=True)
+    return -p * (log_probs + entropy) * mask.unsqueeze(-1)
+
+
+def policy_gradient(
+    spec: PolicySpec,
+    theta: torch.Tensor,
+    batch: EpisodeBatch,
+    advantages: torch.Tensor,
+    entropy_coef: float = 0.0,
+    with_score_sum: bool = False,
+) -> GradientEstimate:
+    """g = sum_t A_t s_t + entropy_coef * grad sum_t H_t per run, by one batched backward per
+    term (runs' parameters are disjoint, so the gradient of the summed objective is per-run)."""
+    th = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        fwd = forward(spec, th, batch.obs)
+        lp = fwd.log_probs.detach()
+        cot_return = _logit_cotangents(lp, batch, advantages)
+        cots = [cot_return]
+        if entropy_coef:
+            cots.append(entropy_coef * _entropy_cotangents(lp, batch.mask))
+        if with_score_sum:
+            cots.append(_logit_cotangents(lp, batch, torch.ones_like(advantages)))
+        grads = [
+            torch.autograd.grad(fwd.logits, th, c, retain_graph=k < len(cots) - 1)[0]
+            for k, c in enumerate(cots)
+        ]
+    g_return = grads[0]
+    g = g_return + grads[1] if entropy_coef else g_return
+    return GradientEstimate(g, g_return, grads[-1] if with_score_sum else None)
+
+
+# --------------------------------------------------------------------------- Hessian diagonal
+
+
+def surrogate_diag_hessian_exact(
+    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor
+) -> torch.Tensor:
+    """Exact diag grad^2 sum_t w_t log pi(a_t|s_t) for a linear or one-hidden-layer policy.
+
+    With q = p(1 - p), delta = onehot(a) - p, last layer (input x):
+        d2/db_k^2 = -q_k,   d2/dW_kj^2 = -q_k x_j^2;
+    hidden tanh layer (a = tanh(z), z = W1 x + b1, w_j = W2[:, j]):
+        d2/dz_j^2 = -2 a_j (1 - a_j^2) (w_j . delta) - (1 - a_j^2)^2 (sum_k p_k w_kj^2 - (p . w_j)^2),
+        d2/db1_j^2 = d2/dz_j^2,   d2/dW1_ji^2 = d2/dz_j^2 x_i^2.
+    Checked against ``torch.func.hessian`` in tests.
+    """
+    if len(spec.hidden) > 1:
+        raise ValueError(f"exact diagonal supports hidden=() or one layer, got {spec.hidden}")
+    with torch.no_grad():
+        fwd = forward(spec, theta, batch.obs)
+        p = fwd.log_probs.exp()
+        c = (weights * batch.mask).unsqueeze(-1)  # (R, T, 1)
+        x_last = fwd.inputs[-1]
+        cq = -c * p * (1 - p)  # (R, T, A)
+        parts = [torch.matmul(cq.transpose(1, 2), x_last**2), cq.sum(1)]
+        if spec.hidden:
+            x, act = fwd.inputs[0], fwd.inputs[1]
+            w2 = theta[:, -spec.n_actions * (spec.hidden[0] + 1) : -spec.n_actions]
+            w2 = w2.reshape(-1, spec.n_actions, spec.hidden[0])
+            onehot = torch.nn.functional.one_hot(batch.actions, spec.n_actions).to(p.dtype)
+            slope = 1 - act**2
+            w_delta = torch.matmul(onehot - p, w2)
+            pw2 = torch.matmul(p, w2**2)
+            pw = torch.matmul(p, w2)
+            d2z = -2 * act * slope * w_delta - slope**2 * (pw2 - pw**2)
+            cz = c * d2z  # (R, T, H)
+            parts = [torch.matmul(cz.transpose(1, 2), x**2), cz.sum(1), *parts]
+        return torch.cat([q.reshape(q.shape[0], -1) for q in parts], dim=1)
+
+
+def surrogate_diag_hessian_hutchinson(
+    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor, probe: torch.Tensor
+) -> torch.Tensor:
+    """z * (H z) with H = grad^2 sum_t w_t log pi(a_t|s_t) and a Rademacher probe z (R, d):
+    unbiased for diag H (E[z z^T] = I); one Hessian-vector product by double backward."""
+    th = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        lp = forward(spec, th, batch.obs).log_probs
+        chosen = lp.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        objective = (weights * batch.mask * chosen).sum()
+        (grad,) = torch.autograd.grad(objective, th, create_graph=True)
+        (hvp,) = torch.autograd.grad(grad, th, probe)
+    return probe * hvp
+
+
+def diag_hessian(
+    spec: PolicySpec,
+    theta: torch.Tensor,
+    batch: EpisodeBatch,
+    advantages: torch.Tensor,
+    estimate: GradientEstimate,
+    *,
+    estimator: str = "exact",
+    terms: str = "full",
+    probe: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """h = g_J * S + diag grad^2 (sum_t A_t log pi) (``terms="full"``), or the second term
+    alone (``"surrogate"``); the second term ``exact`` or by ``hutchinson`` with ``probe``."""
+    if estimator == "exact":
+        h = surrogate_diag_hessian_exact(spec, theta, batch, advantages)
+    elif estimator == "hutchinson":
+        if probe is None:
+            raise ValueError("hessian_estimator='hutchinson' needs a Rademacher probe")
+        h = surrogate_diag_hessian_hutchinson(spec, theta, batch, advantages, probe)
+    else:
+        raise ValueError(f"hessian_estimator must be 'exact' or 'hutchinson', got {estimator!r}")
+    if terms == "full":
+        if estimate.score_sum is None:
+            raise ValueError("hessian_terms='full' needs the score sum (with_score_sum=True)")
+        return h + estimate.g_return * estimate.score_sum
+    if terms != "surrogate":
+        raise ValueError(f"hessian_terms must be 'full' or 'surrogate', got {terms!r}")
+    return h
+
+
+# --------------------------------------------------------------------------- Fisher
+
+
+def fisher_vector_product(
+    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, kind: str = "empirical"
+):
+    """Return ``v -> F v`` per run, F = mean over the episode's steps of
+    ``s_t s_t^T`` (``empirical``, taken actions) or ``E_a[s s^T]`` (``expected``, the KL Hessian).
+
+    F v = (1/N) sum_t J_t^T M_t J_t v with J_t = dlogits_t/dtheta and, in logit space,
+    M_t = delta_t delta_t^T (empirical) or diag(p_t) - p_t p_t^T (expected): one JVP and one VJP.
+    """
+    if kind not in ("empirical", "expected"):
+        raise ValueError(f"fisher must be 'empirical' or 'expected', got {kind!r}")
+    th = theta.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = forward(spec, th, batch.obs).logits
+    p = torch.softmax(logits.detach(), -1)
+    onehot = torch.nn.functional.one_hot(batch.actions, spec.n_actions).to(p.dtype)
+    delta = onehot - p
+    scale = (batch.mask / batch.mask.sum(1, keepdim=True).clamp_min(1)).unsqueeze(-1)
+
+    def logits_of(t: torch.Tensor) -> torch.Tensor:
+        return forward(spec, t, batch.obs).logits
+
+    def fvp(v: torch.Tensor) -> torch.Tensor:
+        _, jv = torch.func.jvp(logits_of, (theta.detach(),), (v,))
+        if kind == "empirical":
+            m = delta * (delta * jv).sum(-1, keepdim=True)
+        else:
+            m = p * jv - p * (p * jv).sum(-1, keepdim=True)
+        with torch.enable_grad():
+            return torch.autograd.grad(logits, th, m * scale, retain_graph=True)[0]
+
+    return fvp
+
+
+def damped_solve(fvp, g: torch.Tensor, damping: float, iters: int) -> torch.Tensor:
+    """Solve (F + damping I) x = g per run by ``iters`` steps of conjugate gradient (TRPO's
+    choice); exact after d steps, and SPD, so CG is well posed."""
+    x = torch.zeros_like(g)
+    r = g.clone()
+    p = r.clone()
+    rs = (r * r).sum(-1, keepdim=True)
+    for _ in range(iters):
+        ap = fvp(p) + damping * p
+        pap = (p * ap).sum(-1, keepdim=True)
+        alpha = torch.where(pap > 0, rs / pap.clamp_min(1e-30), torch.zeros_like(pap))
+        x = x + alpha * p
+        r = r - alpha * ap
+        rs_new = (r * r).sum(-1, keepdim=True)
+        beta = torch.where(rs > 0, rs_new / rs.clamp_min(1e-30), torch.zeros_like(rs))
+        p = r + beta * p
+        rs = rs_new
+    return x

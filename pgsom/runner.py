@@ -1,0 +1,432 @@
+"""Train many runs at once: lockstep episodes over a batch of runs, batched updates per variant.
+
+``make_train(runs)`` returns a function that trains every :class:`RunSpec` in ``runs`` (any
+mix of variants and seeds) in one process: each *round*, every live run plays one episode with
+its own policy (one batched forward per step, one seeded CartPole per run), then each variant
+updates its runs with one batched backward. A round is one episode of every run, so all runs
+spend the same budget; RK with ``fresh`` second stages uses odd rounds for k1 and even ones for
+k2, RK ``reuse`` takes both stages from one episode.
+
+``run_sweep`` splits runs into shards (all variants of a range of seeds), trains the shards
+through a ``concurrent.futures.Executor`` (a spawn process pool with one torch thread per
+process by default; pass a Dask or Ray executor to use a cluster), caches every run in a
+:class:`pgsom.store.ResultStore` as its shard finishes, and loads what is cached instead of
+retraining it.
+
+Seeding (SPEC section 3): run ``i`` of an experiment with root seed ``s`` owns
+``SeedSequence(s, spawn_key=(i,))`` (= ``SeedSequence(s).spawn(n)[i]``) and its children give
+the initial parameters, the environment seed, the action uniforms, the Hutchinson probes and the
+evaluation streams. Variants share seeds (common random numbers). A run's numbers therefore
+depend only on (config, root seed, seed index), not on the batch it was trained in; a test
+checks a run alone against the same run inside a batch of 20.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pgsom import estimators as est
+from pgsom.config import AlgoConfig, RunConfig
+from pgsom.envs import make_batch
+from pgsom.policy import PolicySpec, init_params, sample_actions, unflatten
+from pgsom.transforms import UpdateInfo, make_rule
+
+TRAINING_MODULES = ("config.py", "envs.py", "policy.py", "estimators.py", "transforms.py", "runner.py")
+"""Modules whose source is hashed into the cache key (a change to them retrains)."""
+
+RESULT_FIELDS = {
+    "episode_return": "return of each training episode (NaN after divergence)",
+    "episode_length": "steps of each training episode",
+    "env_steps": "cumulative environment steps after each training episode",
+    "grad_norm": "norm of the gradient estimate computed from each episode, before clipping",
+    "clipped": "whether clipping fired on that gradient",
+    "update_seconds": "wall time of the batched update that used the episode (whole variant group)",
+    "eval_return": "returns of the final stochastic policy on fresh evaluation episodes",
+    "diverged_at": "episode index at which parameters became non-finite, -1 if never",
+}
+"""Arrays in every run's result (``update_seconds`` is timing: excluded from determinism)."""
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: a named variant config and a seed (root seed + index)."""
+
+    variant: str
+    config: RunConfig
+    seed_index: int
+    root_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("seed_index", "root_seed"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0):
+                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+
+    def cache_config(self) -> dict:
+        """What identifies the run's numbers (the variant's *name* is not part of it)."""
+        return {"run": self.config.to_dict(), "root_seed": int(self.root_seed), "seed_index": int(self.seed_index)}
+
+
+class RunStreams(NamedTuple):
+    init: np.random.Generator
+    env_seed: int
+    actions: np.random.Generator
+    probes: np.random.Generator
+    eval_env_seed: int
+    eval_actions: np.random.Generator
+
+
+def run_streams(root_seed: int, seed_index: int) -> RunStreams:
+    """Independent random streams of one run, from ``SeedSequence(root_seed, spawn_key=(i,))``."""
+    seq = np.random.SeedSequence(root_seed, spawn_key=(seed_index,))
+    init, env, actions, probes, eval_env, eval_actions = seq.spawn(6)
+    return RunStreams(
+        np.random.default_rng(init),
+        int(env.generate_state(1)[0]),
+        np.random.default_rng(actions),
+        np.random.default_rng(probes),
+        int(eval_env.generate_state(1)[0]),
+        np.random.default_rng(eval_actions),
+    )
+
+
+# --------------------------------------------------------------------------- rollouts
+
+
+def make_actor(spec: PolicySpec, theta: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
+    """``obs (R, obs_size) -> probs (R, A)`` with weights transposed once per episode."""
+    layers = [(w.transpose(1, 2).contiguous(), b.unsqueeze(1)) for w, b in unflatten(spec, theta.detach())]
+
+    @torch.no_grad()
+    def probs(obs: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).unsqueeze(1)
+        for k, (wt, b) in enumerate(layers):
+            x = torch.baddbmm(b, x, wt)
+            if k < len(layers) - 1:
+                x = torch.tanh(x)
+        return torch.softmax(x[:, 0], dim=-1).numpy()
+
+    return probs
+
+
+def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, active: np.ndarray) -> est.EpisodeBatch:
+    """One episode in every ``active`` environment, lockstep, padded to the step limit.
+
+    Actions come from ``uniforms[r, t]`` by inverse CDF; probabilities are computed for every
+    run at every step (constant shapes keep each run's numbers independent of the batch).
+    """
+    n, horizon = len(active), env.max_episode_steps
+    obs_buf = np.zeros((n, horizon, spec.obs_size), np.float32)
+    act_buf = np.zeros((n, horizon), np.int64)
+    rew_buf = np.zeros((n, horizon), np.float32)
+    mask = np.zeros((n, horizon), bool)
+    actor = make_actor(spec, theta)
+    obs = env.reset(active)
+    alive = active.copy()
+    for t in range(horizon):
+        if not alive.any():
+            break
+        actions = sample_actions(actor(obs), uniforms[:, t])
+        obs_buf[:, t], act_buf[:, t], mask[:, t] = obs, actions, alive
+        res = env.step(actions, alive)
+        rew_buf[:, t] = res.reward
+        alive &= ~(res.terminated | res.truncated)
+        obs = res.obs
+    return est.EpisodeBatch(*(torch.from_numpy(a) for a in (obs_buf, act_buf, rew_buf, mask)))
+
+
+def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
+    return est.EpisodeBatch(*(x[index] for x in batch))
+
+
+# --------------------------------------------------------------------------- one variant
+
+
+@dataclass
+class VariantGroup:
+    """The runs of one variant inside a batch, with their rule state and baseline."""
+
+    algo: AlgoConfig
+    spec: PolicySpec
+    index: torch.Tensor  # positions of the group's runs in the batch
+    theta: torch.Tensor
+    horizon: int
+    rule: object = field(init=False)
+    state: object = field(init=False)
+    baseline: est.BaselineState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rule = make_rule(self.algo)
+        self.state = self.rule.init(self.theta[self.index])
+        self.baseline = est.init_baseline(len(self.index), self.horizon)
+
+    def _evaluate(self, theta, batch, adv, probes) -> tuple[torch.Tensor, UpdateInfo]:
+        """Gradient estimate at ``theta`` on ``batch`` and what the rule needs besides it."""
+        algo = self.algo
+        full = algo.method == "hessian" and algo.hessian_terms == "full"
+        grad = est.policy_gradient(self.spec, theta, batch, adv, algo.entropy_coef, with_score_sum=full)
+        info = UpdateInfo()
+        if algo.method == "hessian":
+            probe = None
+            if algo.hessian_estimator == "hutchinson":
+                probe = torch.from_numpy(np.stack([2.0 * p.integers(0, 2, theta.shape[1]) - 1 for p in probes]))
+                probe = probe.to(theta.dtype)
+            h = est.diag_hessian(self.spec, theta, batch, adv, grad, estimator=algo.hessian_estimator,
+                                 terms=algo.hessian_terms, probe=probe)
+            info = UpdateInfo(hessian=h)
+        elif algo.method == "npg":
+            info = UpdateInfo(fvp=est.fisher_vector_product(self.spec, theta, batch, algo.fisher))
+        return grad.g, info
+
+    def learn(self, batch: est.EpisodeBatch, probes: Sequence[np.random.Generator], alive: torch.Tensor):
+        """Use this round's episodes; return (grad_norm, clipped, diverged) per run of the group."""
+        algo, theta = self.algo, self.theta[self.index]
+        returns = est.compute_returns(batch.rewards, batch.mask, algo.gamma, algo.returns)
+        b = est.baseline_value(self.baseline) if algo.baseline else None
+        adv = est.compute_advantages(returns, batch.mask, b, algo.standardize)
+        g, info = self._evaluate(theta, batch, adv, probes)
+        inc, self.state = self.rule.update(g, self.state, info)
+        new = theta + inc
+        if algo.method == "rk" and algo.rk_stage == "reuse":
+            g2, info2 = self._evaluate(new, batch, adv, probes)
+            inc2, self.state = self.rule.update(g2, self.state, info2)
+            new = new + inc2
+        if algo.baseline:
+            self.baseline = est.update_baseline(self.baseline, returns, batch.mask, algo.baseline_decay)
+        norm = g.norm(dim=-1)
+        clipped = norm > algo.clip_norm if algo.clip_norm is not None else torch.zeros_like(norm, dtype=torch.bool)
+        diverged = alive & ~torch.isfinite(new).all(dim=-1)
+        keep = alive & ~diverged
+        self.theta[self.index[keep]] = new[keep]
+        return norm, clipped, diverged
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _check_compatible(runs: Sequence[RunSpec]) -> RunConfig:
+    if not runs:
+        raise ValueError("runs must not be empty")
+    first = runs[0].config
+    shared = ("env_id", "backend", "hidden", "episodes", "eval_episodes")
+    for r in runs[1:]:
+        for name in shared:
+            if getattr(r.config, name) != getattr(first, name):
+                raise ValueError(
+                    f"runs trained together must share {name}: {getattr(first, name)!r} vs "
+                    f"{getattr(r.config, name)!r} (variant {r.variant!r}); train them separately"
+                )
+    return first
+
+
+def make_train(runs: Sequence[RunSpec], *, progress: bool | str = False) -> Callable[[], list[dict[str, np.ndarray]]]:
+    """A function that trains ``runs`` together and returns one result dict per run (in order).
+
+    ``progress``: False, True, or a description for the tqdm bar (rounds of episodes).
+    """
+    runs = list(runs)
+    first = _check_compatible(runs)
+
+    def train() -> list[dict[str, np.ndarray]]:
+        return _train(runs, first, progress)
+
+    return train
+
+
+def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np.ndarray]]:
+    n, episodes = len(runs), first.episodes
+    streams = [run_streams(r.root_seed, r.seed_index) for r in runs]
+    env = make_batch(first.env_id, [s.env_seed for s in streams], first.backend)
+    spec = PolicySpec(env.observation_size, env.n_actions, first.hidden)
+    horizon = env.max_episode_steps
+    theta = init_params(spec, [s.init for s in streams])
+    groups = _make_groups(runs, spec, theta, horizon)
+
+    out = {
+        "episode_return": np.full((n, episodes), np.nan),
+        "episode_length": np.zeros((n, episodes), np.int64),
+        "grad_norm": np.full((n, episodes), np.nan),
+        "clipped": np.zeros((n, episodes), bool),
+        "update_seconds": np.zeros((n, episodes)),
+    }
+    diverged_at = np.full(n, -1, np.int64)
+    alive = np.ones(n, bool)
+    desc = progress if isinstance(progress, str) else f"training {n} runs"
+    bar = tqdm(range(episodes), desc=desc, disable=not progress, unit="ep", leave=False)
+    for ep in bar:
+        uniforms = np.stack([s.actions.random(horizon) for s in streams])
+        batch = rollout(spec, theta, env, uniforms, alive)
+        lengths = batch.mask.sum(1).numpy()
+        out["episode_length"][:, ep] = lengths
+        out["episode_return"][alive, ep] = batch.rewards.double().sum(1).numpy()[alive]
+        alive_t = torch.from_numpy(alive)
+        for g in groups:
+            t0 = time.perf_counter()
+            idx = g.index
+            norm, clipped, diverged = g.learn(_select(batch, idx), [streams[i].probes for i in idx], alive_t[idx])
+            rows = idx.numpy()
+            out["grad_norm"][rows, ep] = norm.double().numpy()
+            out["clipped"][rows, ep] = clipped.numpy()
+            out["update_seconds"][rows, ep] = time.perf_counter() - t0
+            for i in rows[diverged.numpy()]:
+                diverged_at[i], alive[i] = ep, False
+        if progress:
+            bar.set_postfix(mean_return=f"{np.nanmean(out['episode_return'][:, ep]):.1f}")
+    out["env_steps"] = np.cumsum(out["episode_length"], axis=1)
+    out["eval_return"] = evaluate(spec, theta, first, streams, alive)
+    out["diverged_at"] = diverged_at
+    return [{k: np.asarray(v[i]) for k, v in out.items()} for i in range(n)]
+
+
+def _make_groups(runs, spec, theta, horizon) -> list[VariantGroup]:
+    by_algo: dict[AlgoConfig, list[int]] = {}
+    for i, r in enumerate(runs):
+        by_algo.setdefault(r.config.algo, []).append(i)
+    return [VariantGroup(algo, spec, torch.tensor(ix), theta, horizon) for algo, ix in by_algo.items()]
+
+
+def evaluate(spec: PolicySpec, theta: torch.Tensor, config: RunConfig, streams: Sequence[RunStreams],
+             alive: np.ndarray) -> np.ndarray:
+    """Returns of ``config.eval_episodes`` fresh episodes of each final stochastic policy."""
+    n = len(streams)
+    returns = np.full((n, config.eval_episodes), np.nan)
+    if config.eval_episodes == 0:
+        return returns
+    env = make_batch(config.env_id, [s.eval_env_seed for s in streams], config.backend)
+    for k in range(config.eval_episodes):
+        uniforms = np.stack([s.eval_actions.random(env.max_episode_steps) for s in streams])
+        batch = rollout(spec, theta, env, uniforms, alive)
+        returns[alive, k] = batch.rewards.double().sum(1).numpy()[alive]
+    return returns
+
+
+def train_runs(runs: Sequence[RunSpec], progress: bool | str = False) -> list[dict[str, np.ndarray]]:
+    """Train ``runs`` in this process with one torch thread (the shard worker)."""
+    torch.set_num_threads(1)
+    return make_train(runs, progress=progress)()
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def training_source_version() -> str:
+    from pgsom.store import source_version
+
+    here = Path(__file__).parent
+    return source_version([here / m for m in TRAINING_MODULES])
+
+
+def run_key(run: RunSpec, code_version: str | None = None) -> str:
+    from pgsom.store import content_key
+
+    return content_key(run.cache_config(), code_version or training_source_version())
+
+
+def plan_shards(runs: Sequence[RunSpec], n_shards: int) -> list[list[RunSpec]]:
+    """Split runs into ``n_shards`` groups of whole seeds (every variant of a seed together)."""
+    seeds = sorted({(r.root_seed, r.seed_index) for r in runs})
+    n_shards = max(1, min(n_shards, len(seeds)))
+    per = math.ceil(len(seeds) / n_shards)
+    chunks = [set(seeds[k : k + per]) for k in range(0, len(seeds), per)]
+    return [[r for r in runs if (r.root_seed, r.seed_index) in chunk] for chunk in chunks]
+
+
+def _default_executor(n_workers: int) -> cf.Executor:
+    ctx = multiprocessing.get_context("spawn")
+    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+
+
+def run_sweep(
+    variants: Mapping[str, RunConfig],
+    n_seeds: int,
+    *,
+    root_seed: int = 0,
+    store=None,
+    executor: cf.Executor | None = None,
+    max_workers: int | None = None,
+    runs_per_shard: int = 600,
+    progress: bool = True,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Train (or load from ``store``) ``n_seeds`` seeds of every variant.
+
+    Returns ``{variant: {field: array (n_seeds, ...)}}``. Cached runs are loaded; the rest are
+    trained in shards of at most ``runs_per_shard`` runs, each shard saved to ``store`` as soon
+    as it finishes, so an interrupted sweep resumes where it stopped.
+    """
+    if not (isinstance(n_seeds, int) and n_seeds >= 1):
+        raise ValueError(f"n_seeds must be an int >= 1, got {n_seeds!r}")
+    if not variants:
+        raise ValueError("variants must name at least one variant")
+    runs = [RunSpec(name, cfg, i, root_seed) for name, cfg in variants.items() for i in range(n_seeds)]
+    version = training_source_version()
+    results: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    todo = []
+    for r in runs:
+        cached = store.get_or_none(run_key(r, version)) if store is not None else None
+        if cached is not None:
+            results[(r.variant, r.seed_index)] = cached[0]
+        else:
+            todo.append(r)
+    if todo:
+        results.update(_train_missing(todo, store, version, executor, max_workers, runs_per_shard, progress))
+    return {
+        name: {f: np.stack([results[(name, i)][f] for i in range(n_seeds)]) for f in RESULT_FIELDS}
+        for name in variants
+    }
+
+
+def _train_missing(todo, store, version, executor, max_workers, runs_per_shard, progress):
+    by_env = {}
+    for r in todo:  # runs that cannot share a batch go to different shards
+        c = r.config
+        by_env.setdefault((c.env_id, c.backend, c.hidden, c.episodes, c.eval_episodes), []).append(r)
+    workers = max_workers or os.cpu_count() or 1
+    shards = []
+    for group in by_env.values():
+        n_shards = max(workers, math.ceil(len(group) / runs_per_shard))
+        shards += plan_shards(group, n_shards)
+    own = executor is None and len(shards) > 1 and workers > 1
+    pool = _default_executor(min(workers, len(shards))) if own else executor
+    done: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    total = sum(len(s) for s in shards)
+    bar = tqdm(total=total, desc=f"runs ({len(shards)} shards)", disable=not progress, unit="run")
+    try:
+        if pool is None:
+            pending = [(shard, None) for shard in shards]
+            for k, (shard, _) in enumerate(pending):
+                label = f"shard {k + 1}/{len(shards)}" if progress else False
+                _finish(shard, train_runs(shard, label), store, version, done, bar)
+        else:
+            futures = {pool.submit(train_runs, shard, False): shard for shard in shards}
+            for fut in cf.as_completed(futures):
+                _finish(futures[fut], fut.result(), store, version, done, bar)
+    finally:
+        bar.close()
+        if own:
+            pool.shutdown(cancel_futures=True)
+    return done
+
+
+def _finish(shard, results, store, version, done, bar) -> None:
+    from pgsom.store import environment_info
+
+    env_info = environment_info() if store is not None else None
+    for run, res in zip(shard, results):
+        done[(run.variant, run.seed_index)] = res
+        if store is not None:
+            meta = {"config": run.cache_config(), "variant": run.variant, "code_version": version,
+                    "fields": RESULT_FIELDS, "environment": env_info}
+            store.save(run_key(run, version), res, meta)
+    bar.update(len(shard))
