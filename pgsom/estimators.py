@@ -1,8 +1,8 @@
 """Single-episode estimators: returns, baselines, the REINFORCE gradient, the diagonal Hessian
 of J, and Fisher-vector products. Everything is batched over runs.
 
-Shapes: ``R`` runs, ``T`` padded steps (the runner always pads to the environment's step limit,
-so shapes never depend on the batch), ``d`` parameters, ``A`` actions. ``mask[r, t]`` is True
+Shapes: ``R`` runs, ``T`` padded steps (a multiple of ``policy.TIME_BLOCK``; every sum over
+time is padding-invariant, see ``policy.time_sum``), ``d`` parameters, ``A`` actions. ``mask[r, t]`` is True
 on real steps. Notation as in SPEC section 2: per-step score ``s_t = grad log pi(a_t|s_t)``,
 summed score ``S = sum_t s_t``, advantage ``A_t``.
 
@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import torch
 
-from pgsom.policy import PolicySpec, forward
+from pgsom.policy import Forward, PolicySpec, forward, logits_jvp, logits_vjp, time_contract, time_sum
 
 ADV_EPS = 1e-8
 
@@ -61,16 +61,15 @@ def compute_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float, kin
     """
     r = rewards.double() * mask
     if kind == "total":
-        return (r.sum(dim=1, keepdim=True) * mask).double()
+        return time_sum(r).unsqueeze(1) * mask
     if kind != "reward_to_go":
         raise ValueError(f"returns must be 'reward_to_go' or 'total', got {kind!r}")
-    t = torch.arange(r.shape[1], dtype=torch.float64)
     if gamma == 1.0:
         return r.flip(1).cumsum(1).flip(1) * mask
-    # G_t = gamma^-t sum_{t'>=t} gamma^t' r_t' is stable here: gamma^-T stays far from overflow
-    # for T <= 500 and gamma >= 0.9; fall back to the recursion otherwise.
-    if gamma ** r.shape[1] > 1e-200:
-        disc = gamma**t
+    if gamma >= 0.5:
+        # G_t = gamma^-t sum_{t'>=t} gamma^t' r_t': a sequential scan, exact in float64 range for
+        # T <= 1000 (0.5^1000 ~ 1e-301); smaller gammas use the recursion below.
+        disc = gamma ** torch.arange(r.shape[1], dtype=torch.float64)
         return (r * disc).flip(1).cumsum(1).flip(1) / disc * mask
     out = torch.zeros_like(r)
     running = torch.zeros(r.shape[0], dtype=torch.float64)
@@ -92,8 +91,11 @@ def baseline_value(state: BaselineState) -> torch.Tensor:
 
 
 def update_baseline(state: BaselineState, returns: torch.Tensor, mask: torch.Tensor, decay: float) -> BaselineState:
-    """Fold this episode's G_t into the EMA at the steps it reached (call after using b_t)."""
-    m = mask.double()
+    """Fold this episode's G_t into the EMA at the steps it reached (call after using b_t).
+    ``returns``/``mask`` may be shorter than the state's horizon (the rest is unreached)."""
+    pad = state.weight.shape[1] - returns.shape[1]
+    returns = torch.nn.functional.pad(returns.double(), (0, pad))
+    m = torch.nn.functional.pad(mask.double(), (0, pad))
     keep = 1 - (1 - decay) * m
     return BaselineState(state.weighted_sum * keep + (1 - decay) * m * returns, state.weight * keep + (1 - decay) * m)
 
@@ -107,9 +109,9 @@ def compute_advantages(
     adv = returns.double() - (0 if baseline is None else baseline)
     m = mask.double()
     if standardize:
-        n = m.sum(1, keepdim=True).clamp_min(1)
-        mean = (adv * m).sum(1, keepdim=True) / n
-        std = (((adv - mean) ** 2 * m).sum(1, keepdim=True) / n).sqrt()
+        n = m.sum(1, keepdim=True).clamp_min(1)  # an exact integer count
+        mean = time_sum(adv * m).unsqueeze(1) / n
+        std = (time_sum((adv - mean) ** 2 * m).unsqueeze(1) / n).sqrt()
         adv = (adv - mean) / (std + ADV_EPS)
     return (adv * m).float()
 
@@ -131,6 +133,12 @@ def _entropy_cotangents(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return -p * (log_probs + entropy) * mask.unsqueeze(-1)
 
 
+def policy_forward(spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch) -> Forward:
+    """The forward pass every estimator below can share (no autograd graph)."""
+    with torch.no_grad():
+        return forward(spec, theta, batch.obs)
+
+
 def policy_gradient(
     spec: PolicySpec,
     theta: torch.Tensor,
@@ -138,33 +146,29 @@ def policy_gradient(
     advantages: torch.Tensor,
     entropy_coef: float = 0.0,
     with_score_sum: bool = False,
+    fwd: Forward | None = None,
 ) -> GradientEstimate:
-    """g = sum_t A_t s_t + entropy_coef * grad sum_t H_t per run, by one batched backward per
-    term (runs' parameters are disjoint, so the gradient of the summed objective is per-run)."""
-    th = theta.detach().requires_grad_(True)
-    with torch.enable_grad():
-        fwd = forward(spec, th, batch.obs)
-        lp = fwd.log_probs.detach()
-        cot_return = _logit_cotangents(lp, batch, advantages)
-        cots = [cot_return]
+    """g = sum_t A_t s_t + entropy_coef * grad sum_t H_t per run: each term is one
+    vector-Jacobian product of per-step logit cotangents (``policy.logits_vjp``)."""
+    fwd = fwd or policy_forward(spec, theta, batch)
+    lp = fwd.log_probs
+    with torch.no_grad():
+        g_return = logits_vjp(spec, theta, fwd, _logit_cotangents(lp, batch, advantages))
+        g = g_return
         if entropy_coef:
-            cots.append(entropy_coef * _entropy_cotangents(lp, batch.mask))
+            g = g + entropy_coef * logits_vjp(spec, theta, fwd, _entropy_cotangents(lp, batch.mask))
+        score_sum = None
         if with_score_sum:
-            cots.append(_logit_cotangents(lp, batch, torch.ones_like(advantages)))
-        grads = [
-            torch.autograd.grad(fwd.logits, th, c, retain_graph=k < len(cots) - 1)[0]
-            for k, c in enumerate(cots)
-        ]
-    g_return = grads[0]
-    g = g_return + grads[1] if entropy_coef else g_return
-    return GradientEstimate(g, g_return, grads[-1] if with_score_sum else None)
+            ones = torch.ones_like(advantages)
+            score_sum = logits_vjp(spec, theta, fwd, _logit_cotangents(lp, batch, ones))
+    return GradientEstimate(g, g_return, score_sum)
 
 
 # --------------------------------------------------------------------------- Hessian diagonal
 
 
 def surrogate_diag_hessian_exact(
-    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor
+    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor, fwd: Forward | None = None
 ) -> torch.Tensor:
     """Exact diag grad^2 sum_t w_t log pi(a_t|s_t) for a linear or one-hidden-layer policy.
 
@@ -177,13 +181,13 @@ def surrogate_diag_hessian_exact(
     """
     if len(spec.hidden) > 1:
         raise ValueError(f"exact diagonal supports hidden=() or one layer, got {spec.hidden}")
+    fwd = fwd or policy_forward(spec, theta, batch)
     with torch.no_grad():
-        fwd = forward(spec, theta, batch.obs)
         p = fwd.log_probs.exp()
         c = (weights * batch.mask).unsqueeze(-1)  # (R, T, 1)
         x_last = fwd.inputs[-1]
         cq = -c * p * (1 - p)  # (R, T, A)
-        parts = [torch.matmul(cq.transpose(1, 2), x_last**2), cq.sum(1)]
+        parts = [time_contract(cq, x_last**2), time_sum(cq)]
         if spec.hidden:
             x, act = fwd.inputs[0], fwd.inputs[1]
             w2 = theta[:, -spec.n_actions * (spec.hidden[0] + 1) : -spec.n_actions]
@@ -195,7 +199,7 @@ def surrogate_diag_hessian_exact(
             pw = torch.matmul(p, w2)
             d2z = -2 * act * slope * w_delta - slope**2 * (pw2 - pw**2)
             cz = c * d2z  # (R, T, H)
-            parts = [torch.matmul(cz.transpose(1, 2), x**2), cz.sum(1), *parts]
+            parts = [time_contract(cz, x**2), time_sum(cz), *parts]
         return torch.cat([q.reshape(q.shape[0], -1) for q in parts], dim=1)
 
 
@@ -224,11 +228,12 @@ def diag_hessian(
     estimator: str = "exact",
     terms: str = "full",
     probe: torch.Tensor | None = None,
+    fwd: Forward | None = None,
 ) -> torch.Tensor:
     """h = g_J * S + diag grad^2 (sum_t A_t log pi) (``terms="full"``), or the second term
     alone (``"surrogate"``); the second term ``exact`` or by ``hutchinson`` with ``probe``."""
     if estimator == "exact":
-        h = surrogate_diag_hessian_exact(spec, theta, batch, advantages)
+        h = surrogate_diag_hessian_exact(spec, theta, batch, advantages, fwd)
     elif estimator == "hutchinson":
         if probe is None:
             raise ValueError("hessian_estimator='hutchinson' needs a Rademacher probe")
@@ -248,7 +253,7 @@ def diag_hessian(
 
 
 def fisher_vector_product(
-    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, kind: str = "empirical"
+    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, kind: str = "empirical", fwd: Forward | None = None
 ):
     """Return ``v -> F v`` per run, F = mean over the episode's steps of
     ``s_t s_t^T`` (``empirical``, taken actions) or ``E_a[s s^T]`` (``expected``, the KL Hessian).
@@ -258,25 +263,20 @@ def fisher_vector_product(
     """
     if kind not in ("empirical", "expected"):
         raise ValueError(f"fisher must be 'empirical' or 'expected', got {kind!r}")
-    th = theta.detach().requires_grad_(True)
-    with torch.enable_grad():
-        logits = forward(spec, th, batch.obs).logits
-    p = torch.softmax(logits.detach(), -1)
+    fwd = fwd or policy_forward(spec, theta, batch)
+    p = fwd.log_probs.exp()
     onehot = torch.nn.functional.one_hot(batch.actions, spec.n_actions).to(p.dtype)
     delta = onehot - p
     scale = (batch.mask / batch.mask.sum(1, keepdim=True).clamp_min(1)).unsqueeze(-1)
 
-    def logits_of(t: torch.Tensor) -> torch.Tensor:
-        return forward(spec, t, batch.obs).logits
-
+    @torch.no_grad()
     def fvp(v: torch.Tensor) -> torch.Tensor:
-        _, jv = torch.func.jvp(logits_of, (theta.detach(),), (v,))
+        jv = logits_jvp(spec, theta, fwd, v)
         if kind == "empirical":
             m = delta * (delta * jv).sum(-1, keepdim=True)
         else:
             m = p * jv - p * (p * jv).sum(-1, keepdim=True)
-        with torch.enable_grad():
-            return torch.autograd.grad(logits, th, m * scale, retain_graph=True)[0]
+        return logits_vjp(spec, theta, fwd, m * scale)
 
     return fvp
 

@@ -105,6 +105,78 @@ def forward(spec: PolicySpec, theta: torch.Tensor, obs: torch.Tensor) -> Forward
     return Forward(inputs, x, torch.log_softmax(x, dim=-1))
 
 
+TIME_BLOCK = 50
+"""Sums over time run in fixed blocks of this many steps, then block by block in order.
+
+A run's numbers must not depend on the batch it trains in, and the batch decides how far its
+episodes are padded (to the longest episode, rounded up to a multiple of TIME_BLOCK). A plain
+``sum`` over T groups additions by the vector width and the tail, which changes with T, so
+padding with zeros could change the rounding. Summing fixed-size blocks and then adding the
+block totals one after another (``cumsum``) makes trailing all-zero blocks add exact zeros.
+"""
+
+
+def pad_time(t: int) -> int:
+    """The padded length for episodes of at most ``t`` steps."""
+    return max(1, -(-t // TIME_BLOCK)) * TIME_BLOCK
+
+
+def _pad_to_block(x: torch.Tensor) -> torch.Tensor:
+    extra = pad_time(x.shape[1]) - x.shape[1]
+    if extra == 0:
+        return x
+    return torch.cat([x, x.new_zeros(x.shape[0], extra, *x.shape[2:])], dim=1)
+
+
+def time_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum over dim 1 (time), invariant to trailing zero padding."""
+    x = _pad_to_block(x)
+    r, t = x.shape[:2]
+    blocks = x.reshape(r, t // TIME_BLOCK, TIME_BLOCK, *x.shape[2:]).sum(2)
+    return blocks.cumsum(1)[:, -1]
+
+
+def time_contract(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(R, I, J)`` = sum_t a[:, t, :, None] * b[:, t, None, :], padding-invariant like time_sum."""
+    a, b = _pad_to_block(a), _pad_to_block(b)
+    r, t, i = a.shape
+    nb = t // TIME_BLOCK
+    ab = torch.matmul(a.reshape(r * nb, TIME_BLOCK, i).transpose(1, 2), b.reshape(r * nb, TIME_BLOCK, -1))
+    return ab.reshape(r, nb, i, -1).cumsum(1)[:, -1]
+
+
+def logits_vjp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, cotangent: torch.Tensor) -> torch.Tensor:
+    """``(R, d)``: sum_t J_t^T c_t with J_t = dlogits_t/dtheta (backprop written out).
+
+    ``cotangent`` is ``(R, T, A)``. The tanh derivative is taken from the stored activations.
+    Equal to ``torch.autograd.grad(logits, theta, cotangent)`` (tested), without the graph.
+    """
+    layers = unflatten(spec, theta)
+    grads: list[tuple[torch.Tensor, torch.Tensor]] = []
+    delta = cotangent
+    for k in range(len(layers) - 1, -1, -1):
+        x = fwd.inputs[k]
+        grads.append((time_contract(delta, x), time_sum(delta)))
+        if k > 0:
+            delta = torch.matmul(delta, layers[k].weight) * (1 - x * x)
+    return flatten(grads[::-1])
+
+
+def logits_jvp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, tangent: torch.Tensor) -> torch.Tensor:
+    """``(R, T, A)``: J_t v for a parameter tangent ``v`` of shape ``(R, d)`` (forward mode)."""
+    layers, dlayers = unflatten(spec, theta), unflatten(spec, tangent)
+    dx = None
+    for k, ((w, _), (dw, db)) in enumerate(zip(layers, dlayers)):
+        x = fwd.inputs[k]
+        dpre = torch.matmul(x, dw.transpose(1, 2)) + db.unsqueeze(1)
+        if dx is not None:
+            dpre = dpre + torch.matmul(dx, w.transpose(1, 2))
+        if k < len(layers) - 1:
+            out = fwd.inputs[k + 1]
+            dx = (1 - out * out) * dpre
+    return dpre
+
+
 @torch.no_grad()
 def action_probs(spec: PolicySpec, theta: torch.Tensor, obs: np.ndarray) -> np.ndarray:
     """``(R, A)`` action probabilities for one observation per run (acting)."""

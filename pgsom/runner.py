@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from pgsom import estimators as est
 from pgsom.config import AlgoConfig, RunConfig
 from pgsom.envs import make_batch
-from pgsom.policy import PolicySpec, init_params, sample_actions, unflatten
+from pgsom.policy import PolicySpec, init_params, pad_time, sample_actions, unflatten
 from pgsom.transforms import UpdateInfo, make_rule
 
 TRAINING_MODULES = ("config.py", "envs.py", "policy.py", "estimators.py", "transforms.py", "runner.py")
@@ -106,32 +106,44 @@ def run_streams(root_seed: int, seed_index: int) -> RunStreams:
 
 
 def make_actor(spec: PolicySpec, theta: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs (R, obs_size) -> probs (R, A)`` with weights transposed once per episode."""
-    layers = [(w.transpose(1, 2).contiguous(), b.unsqueeze(1)) for w, b in unflatten(spec, theta.detach())]
+    """``obs (R, obs_size) -> probs (R, A)``, the policy of ``pgsom.policy.forward`` in numpy.
 
-    @torch.no_grad()
+    Acting is one tiny matrix-vector product per run and step, where numpy's elementwise
+    kernels beat batched matmul several times (``torch.tanh`` alone costs 7x numpy's here);
+    the learning side recomputes log-probabilities with torch. Each output row depends on its
+    own run's numbers only, whatever the batch.
+    """
+    layers = [(w.numpy(), b.numpy()) for w, b in unflatten(spec, theta.detach().contiguous())]
+    columns = [[np.ascontiguousarray(w[:, :, i]) for i in range(w.shape[2])] for w, _ in layers]
+
     def probs(obs: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).unsqueeze(1)
-        for k, (wt, b) in enumerate(layers):
-            x = torch.baddbmm(b, x, wt)
-            if k < len(layers) - 1:
-                x = torch.tanh(x)
-        return torch.softmax(x[:, 0], dim=-1).numpy()
+        x = np.asarray(obs, dtype=np.float32)
+        for k, (w, b) in enumerate(layers):
+            if w.shape[2] <= 8:  # few inputs: accumulate column by column
+                out = b + x[:, :1] * columns[k][0]
+                for i in range(1, w.shape[2]):
+                    out += x[:, i : i + 1] * columns[k][i]
+            else:
+                out = np.einsum("roi,ri->ro", w, x) + b
+            x = np.tanh(out) if k < len(layers) - 1 else out
+        x = np.exp(x - x.max(axis=1, keepdims=True))
+        return x / x.sum(axis=1, keepdims=True)
 
     return probs
 
 
 def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, active: np.ndarray) -> est.EpisodeBatch:
-    """One episode in every ``active`` environment, lockstep, padded to the step limit.
+    """One episode in every ``active`` environment, lockstep, padded to whole time blocks.
 
     Actions come from ``uniforms[r, t]`` by inverse CDF; probabilities are computed for every
     run at every step (constant shapes keep each run's numbers independent of the batch).
     """
     n, horizon = len(active), env.max_episode_steps
-    obs_buf = np.zeros((n, horizon, spec.obs_size), np.float32)
-    act_buf = np.zeros((n, horizon), np.int64)
-    rew_buf = np.zeros((n, horizon), np.float32)
-    mask = np.zeros((n, horizon), bool)
+    # time-major buffers: each step writes one contiguous row
+    obs_buf = np.zeros((horizon, n, spec.obs_size), np.float32)
+    act_buf = np.zeros((horizon, n), np.int64)
+    rew_buf = np.zeros((horizon, n), np.float32)
+    mask = np.zeros((horizon, n), bool)
     actor = make_actor(spec, theta)
     obs = env.reset(active)
     alive = active.copy()
@@ -139,12 +151,14 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
         if not alive.any():
             break
         actions = sample_actions(actor(obs), uniforms[:, t])
-        obs_buf[:, t], act_buf[:, t], mask[:, t] = obs, actions, alive
+        obs_buf[t], act_buf[t], mask[t] = obs, actions, alive
         res = env.step(actions, alive)
-        rew_buf[:, t] = res.reward
+        rew_buf[t] = res.reward
         alive &= ~(res.terminated | res.truncated)
         obs = res.obs
-    return est.EpisodeBatch(*(torch.from_numpy(a) for a in (obs_buf, act_buf, rew_buf, mask)))
+    steps = min(pad_time(t), horizon)  # padding beyond a whole time block is not needed
+    return est.EpisodeBatch(*(torch.from_numpy(np.ascontiguousarray(a[:steps].swapaxes(0, 1)))
+                              for a in (obs_buf, act_buf, rew_buf, mask)))
 
 
 def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
@@ -176,7 +190,8 @@ class VariantGroup:
         """Gradient estimate at ``theta`` on ``batch`` and what the rule needs besides it."""
         algo = self.algo
         full = algo.method == "hessian" and algo.hessian_terms == "full"
-        grad = est.policy_gradient(self.spec, theta, batch, adv, algo.entropy_coef, with_score_sum=full)
+        fwd = est.policy_forward(self.spec, theta, batch)
+        grad = est.policy_gradient(self.spec, theta, batch, adv, algo.entropy_coef, with_score_sum=full, fwd=fwd)
         info = UpdateInfo()
         if algo.method == "hessian":
             probe = None
@@ -184,17 +199,30 @@ class VariantGroup:
                 probe = torch.from_numpy(np.stack([2.0 * p.integers(0, 2, theta.shape[1]) - 1 for p in probes]))
                 probe = probe.to(theta.dtype)
             h = est.diag_hessian(self.spec, theta, batch, adv, grad, estimator=algo.hessian_estimator,
-                                 terms=algo.hessian_terms, probe=probe)
+                                 terms=algo.hessian_terms, probe=probe, fwd=fwd)
             info = UpdateInfo(hessian=h)
         elif algo.method == "npg":
-            info = UpdateInfo(fvp=est.fisher_vector_product(self.spec, theta, batch, algo.fisher))
+            info = UpdateInfo(fvp=est.fisher_vector_product(self.spec, theta, batch, algo.fisher, fwd))
         return grad.g, info
+
+    def _trim(self, batch: est.EpisodeBatch) -> est.EpisodeBatch:
+        """Drop padding beyond the group's longest episode (rounded up to a whole time block).
+
+        Every sum over time in the closed-form estimators is padding-invariant; Hutchinson's
+        autograd Hessian-vector product is not, so it keeps the full horizon."""
+        if self.algo.method == "hessian" and self.algo.hessian_estimator == "hutchinson":
+            extra = self.horizon - batch.mask.shape[1]
+            return est.EpisodeBatch(*(torch.nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (0, extra))
+                                      for x in batch))
+        steps = pad_time(int(batch.mask.sum(1).max()))
+        return est.EpisodeBatch(*(x[:, :steps] for x in batch))
 
     def learn(self, batch: est.EpisodeBatch, probes: Sequence[np.random.Generator], alive: torch.Tensor):
         """Use this round's episodes; return (grad_norm, clipped, diverged) per run of the group."""
         algo, theta = self.algo, self.theta[self.index]
+        batch = self._trim(batch)
         returns = est.compute_returns(batch.rewards, batch.mask, algo.gamma, algo.returns)
-        b = est.baseline_value(self.baseline) if algo.baseline else None
+        b = est.baseline_value(self.baseline)[:, : batch.mask.shape[1]] if algo.baseline else None
         adv = est.compute_advantages(returns, batch.mask, b, algo.standardize)
         g, info = self._evaluate(theta, batch, adv, probes)
         inc, self.state = self.rule.update(g, self.state, info)

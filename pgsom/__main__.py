@@ -1,0 +1,155 @@
+"""Command line: ``python -m pgsom train ...`` and ``python -m pgsom bench ...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pgsom.config import METHODS, RunConfig, variant
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _train_parser(sub) -> None:
+    p = sub.add_parser("train", help="train seeds of one variant and print a summary")
+    p.add_argument("--method", required=True, choices=METHODS)
+    for name, text in (
+        ("clip", "clip the gradient norm at 50 and double the learning rate (paper 4.1)"),
+        ("clip-same-lr", "clip at 50 without doubling the learning rate"),
+        ("lr2", "double the learning rate without clipping"),
+        ("entropy", "entropy bonus, beta_H = 0.01"),
+        ("baseline", "time-indexed EMA baseline"),
+    ):
+        p.add_argument(f"--{name}", action="store_true", help=text)
+    p.add_argument("--seeds", type=_positive_int, default=5, help="number of seeds (default 5)")
+    p.add_argument("--root-seed", type=int, default=0, help="experiment root seed (default 0)")
+    p.add_argument("--episodes", type=_positive_int, default=500, help="training episodes (default 500)")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--lr", type=float, default=None, help="base learning rate (default 0.002)")
+    p.add_argument("--returns", choices=("reward_to_go", "total"), default=None)
+    p.add_argument("--raw-returns", action="store_true", help="do not standardise advantages")
+    p.add_argument("--hessian-estimator", choices=("exact", "hutchinson"), default=None)
+    p.add_argument("--hessian-terms", choices=("full", "surrogate"), default=None)
+    p.add_argument("--rk-stage", choices=("fresh", "reuse"), default=None)
+    p.add_argument("--backend", choices=("fast", "gymnasium"), default="fast")
+    p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
+    p.add_argument("--out", type=Path, default=None, help="write runs.npz and summary.json here")
+    p.add_argument("--cache-dir", type=Path, default=Path("results/cache"))
+    p.add_argument("--no-cache", action="store_true", help="train even if cached; do not write the cache")
+
+
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="batched runner vs a sequential reference loop")
+    p.add_argument("--methods", default="pg,hessian,rk,adam,npg", help="comma-separated methods")
+    p.add_argument("--seeds", type=_positive_int, default=100, help="runs per method in the batch")
+    p.add_argument("--episodes", type=_positive_int, default=100, help="episodes per run (both loops)")
+    p.add_argument("--ref-runs", type=_positive_int, default=1, help="sequential reference runs per method")
+    p.add_argument("--table1", action="store_true",
+                   help="also time Table 1's 12 variants x --table1-seeds x 500 episodes with a process pool")
+    p.add_argument("--table1-seeds", type=_positive_int, default=100)
+    p.add_argument("--markdown", type=Path, default=None, help="also write the results as a markdown table")
+
+
+def _algo_changes(args) -> dict:
+    changes = {
+        "lr": args.lr,
+        "returns": args.returns,
+        "hessian_estimator": args.hessian_estimator,
+        "hessian_terms": args.hessian_terms,
+        "rk_stage": args.rk_stage,
+    }
+    out = {k: v for k, v in changes.items() if v is not None}
+    if args.raw_returns:
+        out["standardize"] = False
+    return out
+
+
+def cmd_train(args) -> int:
+    from pgsom import stats
+    from pgsom.runner import run_sweep
+    from pgsom.store import ResultStore, write_bytes_atomic, write_text_atomic
+
+    stabilisers = [s for s in ("clip", "clip_same_lr", "lr2", "entropy", "baseline") if getattr(args, s)]
+    base = RunConfig(episodes=args.episodes, eval_episodes=args.eval_episodes, backend=args.backend)
+    name, cfg = variant(args.method, *stabilisers, base=base)
+    cfg = cfg.replace(**_algo_changes(args))
+    store = None if args.no_cache else ResultStore(args.cache_dir)
+    t0 = time.perf_counter()
+    res = run_sweep({name: cfg}, args.seeds, root_seed=args.root_seed, store=store, max_workers=args.workers)[name]
+    seconds = time.perf_counter() - t0
+    final = res["episode_return"][:, -1]
+    ci = stats.ci_t(final)
+    reached = stats.episodes_to_threshold(res["episode_return"], 200.0)
+    summary = {
+        "variant": name,
+        "config": cfg.to_dict(),
+        "seeds": args.seeds,
+        "root_seed": args.root_seed,
+        "final_return_mean": float(np.nanmean(final)),
+        "final_return_ci95": [float(ci.low), float(ci.high)],
+        "eval_return_mean": float(np.nanmean(res["eval_return"])),
+        "fraction_reaching_200": float(reached.fraction_reached),
+        "diverged_runs": int((res["diverged_at"] >= 0).sum()),
+        "wall_seconds": round(seconds, 1),
+    }
+    print(f"{name}: {args.seeds} seeds x {args.episodes} episodes in {seconds:.1f} s")
+    print(f"  final-episode return {summary['final_return_mean']:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f})")
+    print(f"  evaluation return    {summary['eval_return_mean']:.1f}")
+    print(f"  reached 200 (10-episode mean): {reached.fraction_reached:.0%}; diverged runs: {summary['diverged_runs']}")
+    if args.out is not None:
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **res)
+        write_bytes_atomic(args.out / "runs.npz", buf.getvalue())
+        write_text_atomic(args.out / "summary.json", json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        print(f"  wrote {args.out / 'runs.npz'} and {args.out / 'summary.json'}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from pgsom.bench import format_markdown, run_bench
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        print(f"error: --methods: unknown {unknown}; allowed: {list(METHODS)}", file=sys.stderr)
+        return 2
+    report = run_bench(methods, args.seeds, args.episodes, args.ref_runs, args.table1, args.table1_seeds)
+    text = format_markdown(report)
+    print(text)
+    if args.markdown is not None:
+        from pgsom.store import write_text_atomic
+
+        write_text_atomic(args.markdown, text + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgsom", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _bench_parser(sub)
+    args = parser.parse_args(argv)
+    try:
+        return cmd_train(args) if args.command == "train" else cmd_bench(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Config validation, round trips and the variant table."""
+
+import pytest
+
+from pgsom.config import AlgoConfig, RunConfig, table1_variants, variant
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("method", "sgd", "method must be one of"),
+        ("lr", -0.1, "lr must be a number > 0"),
+        ("lr", 0.0, "lr must be a number > 0"),
+        ("lr", "0.1", "lr must be a number > 0"),
+        ("lr_scale", -2.0, "lr_scale must be a number > 0"),
+        ("clip_norm", 0.0, "clip_norm must be a number > 0"),
+        ("entropy_coef", -0.01, "entropy_coef must be a number >= 0"),
+        ("baseline", 1, "baseline must be True or False"),
+        ("baseline_decay", 1.0, "baseline_decay must be in [0, 1)"),
+        ("returns", "monte_carlo", "returns must be one of"),
+        ("gamma", 0.0, "gamma must be in (0, 1]"),
+        ("gamma", 1.5, "gamma must be in (0, 1]"),
+        ("beta1", 1.0, "beta1 must be in [0, 1)"),
+        ("beta2", -0.1, "beta2 must be in [0, 1)"),
+        ("eps", 0.0, "eps must be a number > 0"),
+        ("hessian_estimator", "gauss_newton", "hessian_estimator must be one of"),
+        ("hessian_terms", "both", "hessian_terms must be one of"),
+        ("second_moment", "cube", "second_moment must be one of"),
+        ("rk_stage", "twice", "rk_stage must be one of"),
+        ("npg_damping", -1.0, "npg_damping must be a number > 0"),
+        ("npg_cg_iters", 0, "npg_cg_iters must be an int >= 1"),
+        ("fisher", "true", "fisher must be one of"),
+    ],
+)
+def test_bad_algo_parameter_names_the_field(field, value, fragment):
+    with pytest.raises(ValueError, match=fragment.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        AlgoConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("episodes", -3, "episodes must be an int >= 1"),
+        ("episodes", 2.5, "episodes must be an int >= 1"),
+        ("eval_episodes", -1, "eval_episodes must be an int >= 0"),
+        ("env_id", "Pendulum-v1", "env_id must be one of"),
+        ("backend", "jax", "backend must be one of"),
+        ("hidden", (64, 0), "hidden must be a tuple of positive ints"),
+    ],
+)
+def test_bad_run_parameter_names_the_field(field, value, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        RunConfig(**{field: value})
+
+
+def test_rk_fresh_needs_an_even_budget_and_exact_hessian_needs_shallow_policy():
+    with pytest.raises(ValueError, match="multiple of 2"):
+        RunConfig(algo=AlgoConfig(method="rk"), episodes=5)
+    RunConfig(algo=AlgoConfig(method="rk", rk_stage="reuse"), episodes=5)
+    with pytest.raises(ValueError, match="hutchinson"):
+        RunConfig(algo=AlgoConfig(method="hessian"), hidden=(8, 8))
+
+
+def test_round_trip_and_unknown_keys():
+    _, cfg = variant("hessian", "clip", "baseline")
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    data = cfg.to_dict()
+    data["algo"]["learning_rate"] = 0.1
+    with pytest.raises(ValueError, match="unknown AlgoConfig field"):
+        RunConfig.from_dict(data)
+    with pytest.raises(ValueError, match="unknown RunConfig/AlgoConfig field"):
+        cfg.replace(learning_rate=0.1)
+
+
+def test_variants_follow_the_paper():
+    name, cfg = variant("pg", "clip")
+    assert name == "pg+clip" and cfg.algo.clip_norm == 50.0 and cfg.algo.effective_lr == pytest.approx(0.004)
+    _, same = variant("pg", "clip_same_lr")
+    _, lr2 = variant("pg", "lr2")
+    assert same.algo.clip_norm == 50.0 and same.algo.effective_lr == pytest.approx(0.002)
+    assert lr2.algo.clip_norm is None and lr2.algo.effective_lr == pytest.approx(0.004)
+    assert variant("rk", "entropy")[1].algo.entropy_coef == 0.01
+    assert variant("hessian", "baseline")[1].algo.baseline
+    table = table1_variants()
+    assert list(table)[:12] == [
+        f"{m}{s}" for m in ("pg", "hessian", "rk") for s in ("", "+clip", "+entropy", "+baseline")
+    ]
+    assert {"adam", "npg", "rk+clip_same_lr", "rk+lr2"} <= set(table)
+    with pytest.raises(ValueError, match="stabiliser must be one of"):
+        variant("pg", "dropout")
