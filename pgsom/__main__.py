@@ -61,6 +61,8 @@ def _bench_parser(sub) -> None:
                    help="also time Table 1's 12 variants x --table1-seeds x 500 episodes with a process pool")
     p.add_argument("--table1-seeds", type=_positive_int, default=100)
     p.add_argument("--markdown", type=Path, default=None, help="also write the results as a markdown table")
+    p.add_argument("--readme", type=Path, default=None,
+                   help="also put the results into this README between <!-- BEGIN/END PERFORMANCE -->")
 
 
 def _algo_changes(args) -> dict:
@@ -92,7 +94,7 @@ def cmd_train(args) -> int:
     seconds = time.perf_counter() - t0
     final = res["episode_return"][:, -1]
     ci = stats.ci_t(final)
-    reached = stats.episodes_to_threshold(res["episode_return"], 200.0)
+    reached = stats.episodes_to_threshold(res["episode_return"], 200.0, window=min(10, args.episodes))
     summary = {
         "variant": name,
         "config": cfg.to_dict(),
@@ -131,11 +133,34 @@ def cmd_bench(args) -> int:
     report = run_bench(methods, args.seeds, args.episodes, args.ref_runs, args.table1, args.table1_seeds)
     text = format_markdown(report)
     print(text)
-    if args.markdown is not None:
-        from pgsom.store import write_text_atomic
+    from pgsom.store import replace_between_markers, write_text_atomic
 
+    if args.markdown is not None:
         write_text_atomic(args.markdown, text + "\n")
+    if args.readme is not None:
+        command = " ".join(["python -m pgsom bench", *sys.argv[2:]]) if argv_is_cli() else "python -m pgsom bench"
+        replace_between_markers(args.readme, "PERFORMANCE", performance_section(text, command))
     return 0
+
+
+def argv_is_cli() -> bool:
+    return len(sys.argv) > 1 and sys.argv[1] == "bench"
+
+
+def performance_section(table: str, command: str) -> str:
+    import platform
+
+    import torch
+
+    return (
+        "## Performance\n\n"
+        f"Measured by `{command}` on this machine ({platform.machine()}, {__import__('os').cpu_count()} cores, "
+        f"torch {torch.__version__}, one torch thread per process). The sequential reference trains one run at a time "
+        "the way pytorch/examples' reinforce.py does (gymnasium env, a forward and a categorical sample per step) "
+        "with the same estimators and update rules; both loops run in the same process, from the same initial "
+        "policies, over the same number of episodes. The ratio depends on episode lengths: early, short episodes "
+        "favour the reference less than the long episodes of a trained policy.\n\n" + table
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
