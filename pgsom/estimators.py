@@ -187,19 +187,20 @@ def surrogate_diag_hessian_exact(
         c = (weights * batch.mask).unsqueeze(-1)  # (R, T, 1)
         x_last = fwd.inputs[-1]
         cq = -c * p * (1 - p)  # (R, T, A)
-        parts = [time_contract(cq, x_last**2), time_sum(cq)]
+        x_last_sq = x_last * x_last
+        parts = [time_contract(cq, x_last_sq), time_sum(cq)]
         if spec.hidden:
             x, act = fwd.inputs[0], fwd.inputs[1]
             w2 = theta[:, -spec.n_actions * (spec.hidden[0] + 1) : -spec.n_actions]
             w2 = w2.reshape(-1, spec.n_actions, spec.hidden[0])
             onehot = torch.nn.functional.one_hot(batch.actions, spec.n_actions).to(p.dtype)
-            slope = 1 - act**2
-            w_delta = torch.matmul(onehot - p, w2)
-            pw2 = torch.matmul(p, w2**2)
+            slope = 1 - x_last_sq  # x_last is the tanh activation here
+            # variance of w_j under p: sum_k p_k w_kj^2 - (p . w_j)^2, all (R, T, H)
             pw = torch.matmul(p, w2)
-            d2z = -2 * act * slope * w_delta - slope**2 * (pw2 - pw**2)
-            cz = c * d2z  # (R, T, H)
-            parts = [time_contract(cz, x**2), time_sum(cz), *parts]
+            var = torch.matmul(p, w2 * w2).sub_(pw.mul_(pw))
+            # d2z = slope * (-2 act (w_j . delta) - slope var), then weighted by c_t
+            cz = torch.matmul(onehot - p, w2).mul_(act).mul_(-2.0).sub_(var.mul_(slope)).mul_(slope).mul_(c)
+            parts = [time_contract(cz, x * x), time_sum(cz), *parts]
         return torch.cat([q.reshape(q.shape[0], -1) for q in parts], dim=1)
 
 

@@ -166,7 +166,7 @@ def logits_vjp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, cotangent: t
         x = fwd.inputs[k]
         grads.append((time_contract(delta, x), time_sum(delta)))
         if k > 0:
-            delta = torch.matmul(delta, layers[k].weight) * (1 - x * x)
+            delta = torch.matmul(delta, layers[k].weight).mul_((x * x).neg_().add_(1))
     return flatten(grads[::-1])
 
 
@@ -181,7 +181,7 @@ def logits_jvp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, tangent: tor
             dpre = dpre + torch.matmul(dx, w.transpose(1, 2))
         if k < len(layers) - 1:
             out = fwd.inputs[k + 1]
-            dx = (1 - out * out) * dpre
+            dx = (out * out).neg_().add_(1).mul_(dpre)
     return dpre
 
 
