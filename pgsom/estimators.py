@@ -268,7 +268,8 @@ def fisher_vector_product(
     p = fwd.log_probs.exp()
     onehot = torch.nn.functional.one_hot(batch.actions, spec.n_actions).to(p.dtype)
     delta = onehot - p
-    scale = (batch.mask / batch.mask.sum(1, keepdim=True).clamp_min(1)).unsqueeze(-1)
+    mask = batch.mask.to(p.dtype)
+    scale = (mask / mask.sum(1, keepdim=True).clamp_min(1)).unsqueeze(-1)
 
     @torch.no_grad()
     def fvp(v: torch.Tensor) -> torch.Tensor:
