@@ -35,7 +35,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from pgsom import estimators as est
 from pgsom.config import AlgoConfig, RunConfig
@@ -50,9 +50,9 @@ RESULT_FIELDS = {
     "episode_return": "return of each training episode (NaN after divergence)",
     "episode_length": "steps of each training episode",
     "env_steps": "cumulative environment steps after each training episode",
-    "grad_norm": "norm of the gradient estimate computed from each episode, before clipping",
+    "grad_norm": "norm of the (first) gradient estimate computed from each episode, before clipping",
     "clipped": "whether clipping fired on that gradient",
-    "update_seconds": "wall time of the batched update that used the episode (whole variant group)",
+    "update_seconds": "wall time of the batched update that used the episode (shared by its variant group)",
     "eval_return": "returns of the final stochastic policy on fresh evaluation episodes",
     "diverged_at": "episode index at which parameters became non-finite, -1 if never",
 }

@@ -1,0 +1,311 @@
+"""``make reproduce``: run every notebook with papermill and check what each one writes.
+
+    python -m pgsom.pipeline --profile full|quick [--only NAME ...] [--out DIR]
+                             [--cache-dir DIR] [--set NAME=VALUE ...] [--log-output]
+
+Notebooks run in order (``derivations``, ``ablation``, ``main_results``, ``statistics``) with
+kernel ``python3``, the repository root as working directory and a per-cell execution timeout;
+their parameters come from the profile. ``ablation`` trains every run into the results cache,
+the later notebooks load them from it.
+
+Profiles:
+
+* ``full`` (``make reproduce``): protocol ``paper`` (5 seeds) and ``powered`` (50 seeds),
+  500 episodes. Outputs go to ``figures/`` and ``paper/``, executed notebooks to
+  ``paper/notebooks/``, and the README's generated section (Table 1 and the outputs table,
+  between ``<!-- BEGIN OUTPUTS -->`` and ``<!-- END OUTPUTS -->``) is rewritten.
+* ``quick`` (``make quick``): 2 and 3 seeds, 8 episodes, every variant. EVERYTHING it writes
+  (figures, paper outputs, executed notebooks) goes under ``results/quick/`` (``--out``), so it
+  never overwrites the committed full outputs; the README is not touched.
+
+The pipeline fails loudly: a notebook that errors, or an expected output that was not written
+by this run, stops it with a message naming the notebook and the file, and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pgsom.experiments import REPO_ROOT, resolve_path
+
+__all__ = ["NotebookSpec", "Profile", "NOTEBOOKS", "PROFILES", "PipelineError", "run_pipeline",
+           "readme_section", "main"]
+
+KERNEL = "python3"
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed or did not write an expected output."""
+
+
+@dataclass(frozen=True)
+class NotebookSpec:
+    """A notebook of the pipeline: its source, the outputs it must write (paths relative to
+    the output root; ``*`` globs must match at least one file) and how the README names them."""
+
+    name: str
+    outputs: tuple[str, ...]
+    readme_rows: tuple[tuple[tuple[str, ...], str], ...] = ()
+    source: str | None = None  # default notebooks/<name>.ipynb
+
+    @property
+    def path(self) -> Path:
+        return resolve_path(self.source or f"notebooks/{self.name}.ipynb")
+
+
+NOTEBOOKS: tuple[NotebookSpec, ...] = (
+    NotebookSpec(
+        "derivations",
+        ("paper/derivations.csv", "figures/derivations_*.png", "figures/derivations_*.pdf"),
+        ((("paper/derivations.csv", "figures/derivations_*.pdf", "figures/derivations_*.png"),
+          "numerical checks of the paper's lemmas on a small MDP solved exactly (unbiasedness "
+          "of the gradient and diagonal-Hessian estimators, Lemma 3.2, definiteness, ascent "
+          "direction)"),),
+    ),
+    NotebookSpec(
+        "ablation",
+        ("paper/table1.csv", "paper/table1.md", "paper/table1.tex", "paper/final_returns.csv",
+         "paper/curves.csv"),
+        ((("paper/table1.csv", "paper/table1.md", "paper/table1.tex"),
+          "Table 1: final-episode return per variant (paper's 12, adam, npg, clip attribution "
+          "rows), per protocol n, mean, std, 95% t CI, beside the paper's mean and std"),
+         (("paper/final_returns.csv",),
+          "one row per (protocol, variant, seed): final-episode return, eval return, episodes "
+          "to reach 200 and 400 (empty if never), diverged"),
+         (("paper/curves.csv",),
+          "one row per (protocol, variant, seed, episode): return and cumulative env steps")),
+    ),
+    NotebookSpec(
+        "main_results",
+        ("figures/fig2_learning_curves.pdf", "figures/fig2_learning_curves.png",
+         "figures/fig3_final_returns.pdf", "figures/fig3_final_returns.png"),
+        ((("figures/fig2_learning_curves.pdf", "figures/fig2_learning_curves.png"),
+          "Figure 2: return vs episode and vs env steps (PG, Hessian PG, RK, adam, npg), mean "
+          "and 95% CI band, thresholds 200 and 400"),
+         (("figures/fig3_final_returns.pdf", "figures/fig3_final_returns.png"),
+          "Figure 3: final-episode return of every seed of every variant over its mean and "
+          "95% CI, per protocol, with the paper's mean and std")),
+    ),
+    NotebookSpec(
+        "statistics",
+        ("paper/statistics_summary.csv",),
+        ((("paper/statistics_summary.csv",),
+          "per protocol and variant: mean final return with t and bootstrap CIs, IQM, "
+          "runs reaching 200 / 400 and Kaplan-Meier median episodes"),),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Parameters of a pipeline run."""
+
+    name: str
+    out: str                     # output root (figures/, paper/, paper/notebooks/ under it)
+    paper_seeds: int
+    powered_seeds: int
+    episodes: int
+    eval_episodes: int
+    variants: Sequence[str] | None
+    cell_timeout_s: int          # per-cell execution timeout
+    extra: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # per notebook
+    update_readme: bool = False
+
+
+PROFILES: dict[str, Profile] = {
+    "full": Profile("full", ".", 5, 50, 500, 10, None, cell_timeout_s=6 * 3600,
+                    update_readme=True),
+    "quick": Profile("quick", "results/quick", 2, 3, 8, 2, None, cell_timeout_s=900,
+                     extra={"derivations": {"n_mc": 4000}, "statistics": {"n_boot": 1000}}),
+}
+
+
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository root when inside it (portable parameters)."""
+    try:
+        return path.resolve().relative_to(REPO_ROOT).as_posix() or "."
+    except ValueError:
+        return str(path.resolve())
+
+
+def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
+                        cache_dir: Path) -> dict[str, Any]:
+    """Parameters of ``spec`` under ``profile`` with outputs under ``out``."""
+    figures, paper = _rel(out / "figures"), _rel(out / "paper")
+    if spec.name == "derivations":
+        params: dict[str, Any] = {"derivations_csv": f"{paper}/derivations.csv", "figures_dir": figures}
+    else:
+        params = {
+            "protocols": ["paper", "powered"],
+            "paper_seeds": profile.paper_seeds,
+            "powered_seeds": profile.powered_seeds,
+            "episodes": profile.episodes,
+            "eval_episodes": profile.eval_episodes,
+            "variants": list(profile.variants) if profile.variants is not None else None,
+            "cache_dir": _rel(cache_dir),
+            "max_workers": None,
+            "progress": False,
+            "paper_dir": paper,
+            "figures_dir": figures,
+        }
+    params.update(profile.extra.get(spec.name, {}))
+    return params
+
+
+def readme_section(out: Path | None = None, notebooks: Sequence[NotebookSpec] | None = None) -> str:
+    """The README's generated section from ``paper/table1.md`` under ``out``."""
+    from pgsom.report import readme_outputs_section
+
+    notebooks = NOTEBOOKS if notebooks is None else notebooks
+    out = out or REPO_ROOT
+    table1 = (out / "paper" / "table1.md").read_text(encoding="utf-8")
+    rows = [(files, f"notebooks/{nb.name}.ipynb", what) for nb in notebooks for files, what in nb.readme_rows]
+    rows.append((("paper/notebooks/*.ipynb",), "pgsom.pipeline",
+                 "the executed notebooks of the last `make reproduce`, as a record"))
+    return readme_outputs_section(table1, rows)
+
+
+def _check_outputs(spec: NotebookSpec, out: Path, since: float) -> list[Path]:
+    """Paths of ``spec``'s outputs written since ``since``; PipelineError naming a missing one."""
+    found = []
+    for rel in spec.outputs:
+        matches = sorted(out.glob(rel)) if "*" in rel else [out / rel]
+        fresh = [p for p in matches if p.is_file() and p.stat().st_mtime >= since - 1.0]
+        if not fresh:
+            stale = [p for p in matches if p.is_file()]
+            why = "is older than this run (not rewritten)" if stale else "does not exist"
+            raise PipelineError(f"notebook {spec.name!r} did not write expected output "
+                                f"{out / rel}: it {why}")
+        found += fresh
+    return found
+
+
+def _inspect(path: Path) -> dict[str, Any]:
+    import papermill as pm
+
+    return pm.inspect_notebook(str(path))
+
+
+def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
+                 out: str | Path | None = None, cache_dir: str | Path | None = None,
+                 overrides: Mapping[str, Any] | None = None,
+                 notebooks: Sequence[NotebookSpec] | None = None,
+                 log: Callable[[str], Any] = print, progress_bar: bool = True,
+                 log_output: bool = False) -> list[Path]:
+    """Run the notebooks of ``profile``; return the outputs written. See the module doc.
+
+    ``overrides`` replace profile parameters in every notebook that declares them (papermill
+    is given only the parameters a notebook's ``parameters`` cell declares).
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    notebooks = NOTEBOOKS if notebooks is None else notebooks
+    if profile not in PROFILES:
+        raise PipelineError(f"unknown profile {profile!r}; allowed: {list(PROFILES)}")
+    prof = PROFILES[profile]
+    names = [nb.name for nb in notebooks]
+    if only:
+        unknown = [n for n in only if n not in names]
+        if unknown:
+            raise PipelineError(f"--only: unknown notebook(s) {unknown}; allowed: {names}")
+    selected = [nb for nb in notebooks if not only or nb.name in only]
+    out_root = resolve_path(out if out is not None else prof.out)
+    cache = resolve_path(cache_dir if cache_dir is not None else "results/cache")
+    executed_dir = out_root / "paper" / "notebooks"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    t_start = time.time()
+    for k, spec in enumerate(selected, 1):
+        log(f"notebook {k}/{len(selected)}: {spec.name}  (profile {profile}, outputs under {out_root})")
+        if not spec.path.is_file():
+            raise PipelineError(f"notebook {spec.name!r}: source {spec.path} does not exist")
+        params = notebook_parameters(spec, prof, out_root, cache)
+        params.update(overrides or {})
+        declared = _inspect(spec.path)
+        asked = set(overrides or {}) | set(prof.extra.get(spec.name, {}))
+        dropped = sorted(asked - set(declared))
+        params = {n: v for n, v in params.items() if n in declared}
+        if dropped:
+            log(f"  ({spec.name} does not declare {dropped}; not passed to it)")
+        target = executed_dir / f"{spec.name}.ipynb"
+        t0 = time.time()
+        try:
+            pm.execute_notebook(str(spec.path), str(target), parameters=params,
+                                kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=progress_bar,
+                                log_output=log_output, start_timeout=180,
+                                execution_timeout=prof.cell_timeout_s)
+        except PapermillExecutionError as e:
+            raise PipelineError(f"notebook {spec.name!r} failed in cell {e.exec_count}: "
+                                f"{e.ename}: {e.evalue}\n  (executed copy with the traceback: "
+                                f"{target})") from e
+        except Exception as e:  # kernel death, timeout, missing kernel...
+            raise PipelineError(f"notebook {spec.name!r} could not be executed: "
+                                f"{type(e).__name__}: {e}") from e
+        files = _check_outputs(spec, out_root, t0)
+        written += files + [target]
+        log(f"  done in {time.time() - t0:.0f} s: {len(files)} outputs checked")
+    if prof.update_readme and out_root.resolve() == REPO_ROOT.resolve():
+        from pgsom.report import update_readme
+
+        if not (out_root / "paper" / "table1.md").is_file():
+            raise PipelineError("cannot update README.md: paper/table1.md does not exist "
+                                "(run the ablation notebook)")
+        changed = update_readme(REPO_ROOT / "README.md", readme_section(out_root, notebooks))
+        log(f"README.md generated section {'updated' if changed else 'unchanged'}")
+    log(f"pipeline {profile}: {len(selected)} notebooks in {time.time() - t_start:.0f} s")
+    return written
+
+
+def _parse_value(text: str) -> Any:
+    """``--set`` values: True/False/None, ints, floats, JSON lists, else the string."""
+    if text in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[text]
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pgsom.pipeline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=list(PROFILES), default="full")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help=f"run only these notebooks ({', '.join(nb.name for nb in NOTEBOOKS)})")
+    parser.add_argument("--out", help="output root (default: . for full, results/quick for quick)")
+    parser.add_argument("--cache-dir", help="results cache (default: results/cache)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a notebook parameter in every notebook declaring it")
+    parser.add_argument("--log-output", action="store_true", help="stream notebook output")
+    args = parser.parse_args(argv)
+    overrides = {}
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name] = _parse_value(value)
+    try:
+        run_pipeline(args.profile, only=args.only, out=args.out, cache_dir=args.cache_dir,
+                     overrides=overrides, log_output=args.log_output)
+    except PipelineError as e:
+        print(f"pipeline FAILED: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,333 @@
+"""Figures of the artifact, in one style (rliable-like: open axes, light grid, CI bands).
+
+Every plotting function takes ``ax=None`` (a new figure when None) and returns the axes.
+Colours come from the Okabe-Ito colour-blind-safe palette and are fixed per method
+(:data:`METHOD_COLORS`); stabilisers are told apart by line style / marker. Figures are saved
+by :func:`save_figure`: PDF without a creation date and PNG at a fixed dpi, written atomically,
+so the same inputs give the same bytes.
+
+Figure 2 (:func:`figure2`): return against episode and against environment steps, mean over
+seeds with a 95% Student-t band, thresholds 200 and 400 marked. Figure 3 (:func:`figure3`):
+the final-episode return of every seed of every variant over its mean and 95% CI.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from pgsom import stats
+from pgsom.store import write_bytes_atomic
+
+__all__ = [
+    "OKABE_ITO", "METHOD_COLORS", "STABILISER_LINESTYLES", "STYLE", "DPI", "style",
+    "variant_color", "variant_linestyle", "trailing_mean", "interp_on_grid", "learning_curves",
+    "learning_curves_env_steps", "final_returns", "figure2", "figure3", "save_figure",
+]
+
+OKABE_ITO = {
+    "black": "#000000", "orange": "#E69F00", "sky_blue": "#56B4E9", "green": "#009E73",
+    "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "purple": "#CC79A7",
+}
+"""Okabe & Ito (2008) colour-blind-safe palette."""
+
+METHOD_COLORS = {
+    "pg": OKABE_ITO["blue"],
+    "hessian": OKABE_ITO["vermillion"],
+    "rk": OKABE_ITO["green"],
+    "adam": OKABE_ITO["orange"],
+    "npg": OKABE_ITO["purple"],
+}
+"""One colour per update rule, used by every figure."""
+
+STABILISER_LINESTYLES = {
+    "none": "-", "clip": "--", "entropy": ":", "baseline": "-.",
+    "clip_same_lr": (0, (3, 1, 1, 1)), "lr2": (0, (5, 2)),
+}
+STABILISER_MARKERS = {"none": "o", "clip": "s", "entropy": "^", "baseline": "v",
+                      "clip_same_lr": "D", "lr2": "P"}
+
+THRESHOLD_COLOR = "#7F7F7F"
+DPI = 150
+"""PNG resolution (fixed: part of what makes the bytes reproducible)."""
+
+STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": DPI,
+    "savefig.facecolor": "white",
+    "figure.facecolor": "white",
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "grid.color": "#E5E5E5",
+    "grid.linewidth": 0.6,
+    "legend.frameon": False,
+    "legend.fontsize": 8,
+    "lines.linewidth": 1.6,
+    "pdf.fonttype": 42,
+    "svg.hashsalt": "pgsom",
+}
+"""The one style of every figure (applied by :func:`style`)."""
+
+
+@contextmanager
+def style():
+    """Context in which figures are made: :data:`STYLE` over matplotlib's defaults."""
+    with plt.rc_context(STYLE):
+        yield
+
+
+def _split(variant: str) -> tuple[str, str]:
+    method, _, rest = variant.partition("+")
+    return method, rest or "none"
+
+
+def variant_color(variant: str) -> str:
+    """The colour of the variant's method (black for an unknown one)."""
+    return METHOD_COLORS.get(_split(variant)[0], OKABE_ITO["black"])
+
+
+def variant_linestyle(variant: str):
+    return STABILISER_LINESTYLES.get(_split(variant)[1], "-")
+
+
+def _label(variant: str) -> str:
+    from pgsom.report import variant_label
+
+    return variant_label(variant)
+
+
+def _ax(ax: Axes | None, figsize=(5.5, 3.6)) -> Axes:
+    if ax is not None:
+        return ax
+    with style():
+        return plt.figure(figsize=figsize).add_subplot()
+
+
+# --------------------------------------------------------------------------- curves
+
+
+def trailing_mean(curves: np.ndarray, window: int) -> np.ndarray:
+    """Trailing mean over the last ``window`` episodes of each run (axis -1); the first
+    ``window - 1`` episodes average what exists so far. A NaN in the window gives NaN."""
+    r = np.asarray(curves, dtype=float)
+    if window <= 1:
+        return r.copy()
+    c = np.cumsum(np.nan_to_num(r, nan=0.0), axis=-1)
+    bad = np.cumsum(np.isnan(r), axis=-1)
+    zero = np.zeros(r.shape[:-1] + (1,))
+    c0, b0 = np.concatenate([zero, c], axis=-1), np.concatenate([zero, bad], axis=-1)
+    k = np.arange(1, r.shape[-1] + 1)
+    lo = np.maximum(k - window, 0)
+    sums = c0[..., k] - c0[..., lo]
+    nans = b0[..., k] - b0[..., lo]
+    out = sums / (k - lo)
+    return np.where(nans > 0, np.nan, out)
+
+
+def interp_on_grid(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Each run's curve ``y`` (runs, points) at increasing abscissae ``x`` interpolated
+    linearly on ``grid``; NaN outside the run's finite range (no extrapolation)."""
+    x, y = np.atleast_2d(np.asarray(x, float)), np.atleast_2d(np.asarray(y, float))
+    out = np.full((x.shape[0], len(grid)), np.nan)
+    for i in range(x.shape[0]):
+        ok = np.isfinite(x[i]) & np.isfinite(y[i])
+        if not ok.any():
+            continue
+        xi, yi = x[i, ok], y[i, ok]
+        inside = (grid >= xi[0]) & (grid <= xi[-1])
+        out[i, inside] = np.interp(grid[inside], xi, yi)
+    return out
+
+
+def _band(ax: Axes, x, curves, label, color, linestyle, level) -> None:
+    ci = stats.ci_t(curves, level)
+    mean = np.asarray(ci.estimate, float)
+    ax.plot(x, mean, color=color, linestyle=linestyle, label=label)
+    ax.fill_between(x, np.asarray(ci.low, float), np.asarray(ci.high, float), color=color,
+                    alpha=0.18, linewidth=0)
+
+
+def _thresholds(ax: Axes, thresholds: Sequence[float]) -> None:
+    for thr in thresholds:
+        ax.axhline(thr, color=THRESHOLD_COLOR, linestyle=(0, (2, 2)), linewidth=0.9, zorder=1)
+        ax.annotate(f"{thr:g}", xy=(1.0, thr), xycoords=("axes fraction", "data"),
+                    xytext=(2, 0), textcoords="offset points", va="center", ha="left",
+                    fontsize=7, color=THRESHOLD_COLOR)
+
+
+def learning_curves(curves: Mapping[str, np.ndarray], ax: Axes | None = None, *,
+                    smooth: int = 10, thresholds: Sequence[float] = (200, 400),
+                    level: float = 0.95, legend: bool = True) -> Axes:
+    """Return against training episode: for each variant, the mean over runs of the trailing
+    mean of ``smooth`` episodes, with a ``level`` Student-t band over runs.
+
+    ``curves``: variant -> array (runs, episodes).
+    """
+    ax = _ax(ax)
+    with style():
+        for variant, r in curves.items():
+            r = trailing_mean(r, smooth)
+            x = np.arange(1, r.shape[1] + 1)
+            _band(ax, x, r, _label(variant), variant_color(variant), variant_linestyle(variant), level)
+        _thresholds(ax, thresholds)
+        ax.set_xlabel("training episode")
+        ax.set_ylabel(f"return (trailing mean of {smooth} episodes)" if smooth > 1 else "return")
+        if legend:
+            ax.legend(loc="upper left")
+    return ax
+
+
+def learning_curves_env_steps(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                              ax: Axes | None = None, *, smooth: int = 10,
+                              thresholds: Sequence[float] = (200, 400), level: float = 0.95,
+                              n_grid: int = 200, legend: bool = False) -> Axes:
+    """Return against cumulative environment steps.
+
+    ``curves``: variant -> (env_steps, returns), both (runs, episodes). Each run's smoothed
+    curve is interpolated on a common grid of ``n_grid`` points (0 to the largest step count
+    of any run); a variant is drawn only where every run that did not diverge has data (no
+    survivor bias), so its line ends at its shortest run's step count.
+    """
+    ax = _ax(ax)
+    top = max(float(np.nanmax(s)) for s, _ in curves.values())
+    grid = np.linspace(0.0, top, n_grid)
+    with style():
+        for variant, (steps, r) in curves.items():
+            r = trailing_mean(r, smooth)
+            on_grid = interp_on_grid(steps, r, grid)
+            alive = np.isfinite(r[:, -1])
+            need = on_grid[alive] if alive.any() else on_grid
+            covered = np.all(np.isfinite(need), axis=0)
+            on_grid[:, ~covered] = np.nan
+            _band(ax, grid, on_grid, _label(variant), variant_color(variant),
+                  variant_linestyle(variant), level)
+        _thresholds(ax, thresholds)
+        ax.set_xlim(left=0)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(f"return (trailing mean of {smooth} episodes)" if smooth > 1 else "return")
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 4))
+        if legend:
+            ax.legend(loc="upper left")
+    return ax
+
+
+# --------------------------------------------------------------------------- final returns
+
+
+def final_returns(values: Mapping[str, np.ndarray], ax: Axes | None = None, *,
+                  paper: Mapping[str, tuple[float, float]] | None = None,
+                  level: float = 0.95, jitter: float = 0.22, legend: bool = True) -> Axes:
+    """Every run's value as a point (deterministic jitter), over its variant's mean and
+    ``level`` Student-t CI; ``paper`` (variant -> (mean, std)) adds the paper's mean +- std.
+
+    ``values``: variant -> array (runs,), NaN for diverged runs (counted in the label).
+    Variants run top to bottom in the given order.
+    """
+    ax = _ax(ax, figsize=(5.5, 0.32 * len(values) + 1.2))
+    names = list(values)
+    paper_labelled = False
+    with style():
+        for k, variant in enumerate(names):
+            x = np.asarray(values[variant], float)
+            y = -k
+            color = variant_color(variant)
+            ok = ~np.isnan(x)
+            rng = np.random.default_rng(k)  # fixed jitter: same figure every time
+            offsets = rng.uniform(-jitter, jitter, size=x.size)
+            ax.scatter(x[ok], y + offsets[ok], s=11, color=color, alpha=0.5, linewidths=0,
+                       zorder=2, label="one seed" if k == 0 else None)
+            ci = stats.ci_t(x, level)
+            if ok.sum() >= 1:
+                err = None
+                if np.isfinite(ci.low):
+                    err = [[ci.estimate - ci.low], [ci.high - ci.estimate]]
+                ax.errorbar([ci.estimate], [y], xerr=err, fmt="o", color=color, markersize=5,
+                            markeredgecolor="black", markeredgewidth=0.6, capsize=3, zorder=3,
+                            elinewidth=1.4, label=f"mean, {level:.0%} CI (t)" if k == 0 else None)
+            if paper and variant in paper:
+                pm, ps = paper[variant]
+                ax.errorbar([pm], [y + 0.3], xerr=[[ps], [ps]], fmt="D", color="black",
+                            markerfacecolor="white", markersize=4, capsize=2, elinewidth=0.8,
+                            zorder=3, label=None if paper_labelled else "paper: mean ± std")
+                paper_labelled = True
+        labels = []
+        for variant in names:
+            n_nan = int(np.isnan(np.asarray(values[variant], float)).sum())
+            labels.append(_label(variant) + (f" ({n_nan} diverged)" if n_nan else ""))
+        ax.set_yticks([-k for k in range(len(names))], labels)
+        ax.set_ylim(-len(names) + 0.4, 0.7)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("final-episode return")
+        if legend:
+            ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
+    return ax
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figure2(by_episode: Mapping[str, np.ndarray],
+            by_env_steps: Mapping[str, tuple[np.ndarray, np.ndarray]], *, smooth: int = 10,
+            thresholds: Sequence[float] = (200, 400), level: float = 0.95,
+            title: str | None = None) -> Figure:
+    """Figure 2: (a) return vs episode, (b) return vs environment steps."""
+    with style():
+        fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained", sharey=True)
+        learning_curves(by_episode, a, smooth=smooth, thresholds=thresholds, level=level)
+        learning_curves_env_steps(by_env_steps, b, smooth=smooth, thresholds=thresholds, level=level)
+        b.set_ylabel("")  # shared with (a)
+        a.set_title("(a) return vs training episode", loc="left")
+        b.set_title("(b) return vs environment steps", loc="left")
+        if title:
+            fig.suptitle(title)
+    return fig
+
+
+def figure3(values: Mapping[str, Mapping[str, np.ndarray]], *,
+            paper: Mapping[str, tuple[float, float]] | None = None, level: float = 0.95,
+            titles: Mapping[str, str] | None = None) -> Figure:
+    """Figure 3: one panel per protocol (``values``: protocol -> variant -> runs), with one
+    legend below the panels. Default titles: ``<protocol> protocol (<n> seeds)``."""
+    n_var = max(len(v) for v in values.values())
+    with style():
+        fig, axes = plt.subplots(1, len(values), figsize=(5.2 * len(values), 0.3 * n_var + 1.8),
+                                 sharey=True, layout="constrained", squeeze=False)
+        for ax, (protocol, vals) in zip(axes[0], values.items()):
+            final_returns(vals, ax, paper=paper, level=level, legend=False)
+            n = max((len(np.asarray(x)) for x in vals.values()), default=0)
+            ax.set_title((titles or {}).get(protocol, f"{protocol} protocol ({n} seeds)"), loc="left")
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
+    return fig
+
+
+def save_figure(fig: Figure, stem: str | Path, *, dpi: int = DPI,
+                formats: Sequence[str] = ("pdf", "png")) -> list[Path]:
+    """Save ``fig`` as ``stem.pdf`` / ``stem.png`` atomically and deterministically:
+    PDF without CreationDate (fixed Producer), PNG at ``dpi`` with fixed metadata."""
+    meta = {
+        "pdf": {"CreationDate": None, "ModDate": None, "Producer": "pgsom (matplotlib)"},
+        "png": {"Software": "pgsom (matplotlib)"},
+        "svg": {"Date": None},
+    }
+    paths = []
+    stem = Path(stem)
+    for fmt in formats:
+        buf = io.BytesIO()
+        with style():
+            fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta.get(fmt), facecolor="white")
+        paths.append(write_bytes_atomic(stem.with_name(f"{stem.name}.{fmt}"), buf.getvalue()))
+    return paths
