@@ -13,6 +13,8 @@ the final-episode return of every seed of every variant over its mean and 95% CI
 
 from __future__ import annotations
 
+import warnings
+
 import io
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
@@ -193,13 +195,17 @@ def learning_curves(curves: Mapping[str, np.ndarray], ax: Axes | None = None, *,
 def learning_curves_env_steps(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
                               ax: Axes | None = None, *, smooth: int = 10,
                               thresholds: Sequence[float] = (200, 400), level: float = 0.95,
-                              n_grid: int = 200, legend: bool = False) -> Axes:
+                              n_grid: int = 200, legend: bool = False,
+                              min_coverage: float = 0.5) -> Axes:
     """Return against cumulative environment steps.
 
     ``curves``: variant -> (env_steps, returns), both (runs, episodes). Each run's smoothed
     curve is interpolated on a common grid of ``n_grid`` points (0 to the largest step count
-    of any run); a variant is drawn only where every run that did not diverge has data (no
-    survivor bias), so its line ends at its shortest run's step count.
+    of any run). Runs spend their 500 episodes in very different numbers of steps (a policy
+    that collapsed plays 10-step episodes), so a mean over the runs still "running" at a step
+    count favours the good ones. The variant's mean and band are therefore drawn solid only
+    where every run that did not diverge has data; beyond that the mean of the remaining runs
+    continues as a thin line while at least ``min_coverage`` of them remain, without a band.
     """
     ax = _ax(ax)
     top = max(float(np.nanmax(s)) for s, _ in curves.values())
@@ -210,10 +216,18 @@ def learning_curves_env_steps(curves: Mapping[str, tuple[np.ndarray, np.ndarray]
             on_grid = interp_on_grid(steps, r, grid)
             alive = np.isfinite(r[:, -1])
             need = on_grid[alive] if alive.any() else on_grid
-            covered = np.all(np.isfinite(need), axis=0)
-            on_grid[:, ~covered] = np.nan
-            _band(ax, grid, on_grid, _label(variant), variant_color(variant),
-                  variant_linestyle(variant), level)
+            coverage = np.isfinite(need).mean(axis=0)
+            full = on_grid.copy()
+            full[:, coverage < 1] = np.nan
+            color, linestyle = variant_color(variant), variant_linestyle(variant)
+            _band(ax, grid, full, _label(variant), color, linestyle, level)
+            partial = (coverage >= min_coverage) & (coverage < 1)
+            if partial.any():
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    survivors = np.nanmean(need[:, partial], axis=0)
+                ax.plot(grid[partial], survivors, color=color, linestyle=linestyle, linewidth=0.7,
+                        alpha=0.6)
         _thresholds(ax, thresholds)
         ax.set_xlim(left=0)
         ax.set_xlabel("environment steps")
