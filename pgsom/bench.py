@@ -45,6 +45,13 @@ class Table1Timing(NamedTuple):
     seconds: float
     peak_rss_gb: float
     workers: int
+    reference_seconds: float  # one sequential pg run of 500 episodes, same process
+    reference_mean_length: float
+
+    @property
+    def ratio(self) -> float:
+        """Run-episodes/s of the sweep over those of the sequential loop on a full-length run."""
+        return (self.runs * self.episodes / self.seconds) / (self.episodes / self.reference_seconds)
 
 
 class BenchReport(NamedTuple):
@@ -105,13 +112,15 @@ def bench_method(method: str, seeds: int, episodes: int, ref_runs: int) -> Bench
 def time_table1(seeds: int, workers: int | None = None) -> Table1Timing:
     """Wall time and peak memory of Table 1's 12 variants x ``seeds`` x 500 episodes."""
     variants = table1_variants(baselines=False, attribution=False)
+    torch.set_num_threads(1)
+    ref_seconds, ref_length = sequential_reference(variants["pg"], 0)
     t0 = time.perf_counter()
     run_sweep(variants, seeds, store=None, max_workers=workers, progress=True)
     seconds = time.perf_counter() - t0
     peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
                   resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     n_workers = workers or len(__import__("os").sched_getaffinity(0))
-    return Table1Timing(len(variants) * seeds, 500, seconds, peak_kb / 1024**2, n_workers)
+    return Table1Timing(len(variants) * seeds, 500, seconds, peak_kb / 1024**2, n_workers, ref_seconds, ref_length)
 
 
 def run_bench(methods, seeds: int, episodes: int, ref_runs: int, table1: bool, table1_seeds: int) -> BenchReport:
@@ -135,6 +144,9 @@ def format_markdown(report: BenchReport) -> str:
             "",
             f"Table 1 sweep: {t.runs} runs (12 variants) x {t.episodes} episodes in {t.seconds:.0f} s "
             f"({t.runs * t.episodes / t.seconds:.0f} run-episodes/s) with {t.workers} worker processes; "
-            f"peak resident memory of one process {t.peak_rss_gb:.2f} GB.",
+            f"peak resident memory of one process {t.peak_rss_gb:.2f} GB. The sequential loop trained one `pg` run "
+            f"of 500 episodes (mean length {t.reference_mean_length:.0f}) in {t.reference_seconds:.0f} s "
+            f"({t.episodes / t.reference_seconds:.1f} run-episodes/s): the sweep's run throughput is "
+            f"{t.ratio:.0f}x that loop's.",
         ]
     return "\n".join(lines)

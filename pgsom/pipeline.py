@@ -95,10 +95,22 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
     ),
     NotebookSpec(
         "statistics",
-        ("paper/statistics_summary.csv",),
-        ((("paper/statistics_summary.csv",),
+        ("paper/statistics_summary.csv", "paper/comparisons.csv", "paper/claims.md",
+         "paper/claims.csv", "paper/numbers.tex", "figures/fig4_effects.pdf",
+         "figures/fig4_effects.png"),
+        ((("paper/claims.md", "paper/claims.csv"),
+          "the claims report: each claim of the paper (C1-C13) with the paper's number, ours "
+          "with its CI per protocol, the test, the Holm-adjusted p-value and a verdict from one "
+          "stated rule"),
+         (("paper/numbers.tex",),
+          "LaTeX macros for every number of the claims report that comes from our runs"),
+         (("paper/comparisons.csv", "figures/fig4_effects.pdf", "figures/fig4_effects.png"),
+          "the comparison family (stabilisers vs none, methods vs pg, Hessian vs adam / npg): "
+          "Welch with Holm, Hedges' g, P(A > B), Brown-Forsythe, seeds needed; Figure 4 draws "
+          "the differences with their CIs"),
+         (("paper/statistics_summary.csv",),
           "per protocol and variant: mean final return with t and bootstrap CIs, IQM, "
-          "runs reaching 200 / 400 and Kaplan-Meier median episodes"),),
+          "runs reaching 200 / 400 and Kaplan-Meier median episodes")),
     ),
 )
 
@@ -123,7 +135,8 @@ PROFILES: dict[str, Profile] = {
     "full": Profile("full", ".", 5, 50, 500, 10, None, cell_timeout_s=6 * 3600,
                     update_readme=True),
     "quick": Profile("quick", "results/quick", 2, 3, 8, 2, None, cell_timeout_s=900,
-                     extra={"derivations": {"n_mc": 4000}, "statistics": {"n_boot": 1000}}),
+                     extra={"derivations": {"n_mc": 4000},
+                            "statistics": {"n_boot": 1000, "fpr_trials": 1000}}),
 }
 
 
@@ -155,6 +168,8 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
             "paper_dir": paper,
             "figures_dir": figures,
         }
+        if spec.name == "statistics":  # the derivations notebook's verdicts (claims C3-C6)
+            params["derivations_csv"] = f"{paper}/derivations.csv"
     params.update(profile.extra.get(spec.name, {}))
     return params
 

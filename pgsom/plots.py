@@ -8,7 +8,8 @@ so the same inputs give the same bytes.
 
 Figure 2 (:func:`figure2`): return against episode and against environment steps, mean over
 seeds with a 95% Student-t band, thresholds 200 and 400 marked. Figure 3 (:func:`figure3`):
-the final-episode return of every seed of every variant over its mean and 95% CI.
+the final-episode return of every seed of every variant over its mean and 95% CI. Figure 4
+(:func:`figure4`): the comparison family, A - B with its Welch CI per protocol.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pgsom.store import write_bytes_atomic
 __all__ = [
     "OKABE_ITO", "METHOD_COLORS", "STABILISER_LINESTYLES", "STYLE", "DPI", "style",
     "variant_color", "variant_linestyle", "trailing_mean", "interp_on_grid", "learning_curves",
-    "learning_curves_env_steps", "final_returns", "figure2", "figure3", "save_figure",
+    "learning_curves_env_steps", "final_returns", "figure2", "figure3", "effects", "figure4",
+    "PROTOCOL_COLORS", "save_figure",
 ]
 
 OKABE_ITO = {
@@ -288,6 +290,73 @@ def final_returns(values: Mapping[str, np.ndarray], ax: Axes | None = None, *,
         if legend:
             ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=3, borderaxespad=0.2)
     return ax
+
+
+# --------------------------------------------------------------------------- effects
+
+PROTOCOL_COLORS = {"paper": OKABE_ITO["sky_blue"], "powered": OKABE_ITO["black"]}
+"""Colour per protocol in the effect plot (Figure 4)."""
+
+
+def effects(comparisons, ax: Axes | None = None, *, alpha: float = 0.05,
+            legend: bool = True) -> Axes:
+    """One row per comparison (A vs B, in the frame's order), one marker per protocol: the
+    difference of mean final-episode returns ``diff`` with its CI (``diff_ci_low`` /
+    ``diff_ci_high``); filled where ``p_holm`` < ``alpha``, hollow otherwise; 0 marked.
+
+    ``comparisons``: the frame of :func:`pgsom.claims.comparison_family` (columns
+    ``protocol``, ``a``, ``b``, ``diff``, ``diff_ci_low``, ``diff_ci_high``, ``p_holm``).
+    A difference or bound that is not finite is not drawn (the row and its label stay).
+    """
+    pairs = list(dict.fromkeys(zip(comparisons["a"], comparisons["b"])))
+    protocols = list(dict.fromkeys(comparisons["protocol"]))
+    ax = _ax(ax, figsize=(6.0, 0.26 * max(len(pairs), 1) + 1.3))
+    step = 0.5 / max(len(protocols), 1)
+    labelled: set = set()
+    with style():
+        ax.axvline(0.0, color=THRESHOLD_COLOR, linewidth=0.9, zorder=1)
+        for k, (a, b) in enumerate(pairs):
+            for j, p in enumerate(protocols):
+                r = comparisons[(comparisons["a"] == a) & (comparisons["b"] == b)
+                                & (comparisons["protocol"] == p)]
+                if r.empty:
+                    continue
+                r = r.iloc[0]
+                y = -k + (j - (len(protocols) - 1) / 2) * step
+                d, lo, hi = float(r["diff"]), float(r["diff_ci_low"]), float(r["diff_ci_high"])
+                if not np.isfinite(d):
+                    continue
+                color = PROTOCOL_COLORS.get(p, OKABE_ITO["orange"])
+                sig = np.isfinite(r["p_holm"]) and r["p_holm"] < alpha
+                err = None
+                if np.isfinite(lo) and np.isfinite(hi):
+                    err = [[d - lo], [hi - d]]
+                key = (p, bool(sig))
+                label = None
+                if key not in labelled:
+                    labelled.add(key)
+                    label = f"{p}: " + ("Holm p < " + f"{alpha:g}" if sig else "not significant")
+                ax.errorbar([d], [y], xerr=err, fmt="o", color=color, markersize=4.5,
+                            markerfacecolor=color if sig else "white", markeredgecolor=color,
+                            capsize=2, elinewidth=1.1, zorder=3, label=label)
+        ax.set_yticks([-k for k in range(len(pairs))], [f"{a} − {b}" for a, b in pairs])
+        ax.set_ylim(-len(pairs) + 0.4, 0.6)
+        ax.grid(axis="y", visible=False)
+        ax.set_xlabel("difference in mean final-episode return (A − B), 95% Welch CI")
+        if legend and labelled:
+            ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, borderaxespad=0.2)
+    return ax
+
+
+def figure4(comparisons, *, alpha: float = 0.05, title: str | None = None) -> Figure:
+    """Figure 4: the comparison family as an effect plot (see :func:`effects`)."""
+    n = len(dict.fromkeys(zip(comparisons["a"], comparisons["b"])))
+    with style():
+        fig, ax = plt.subplots(figsize=(7.0, 0.27 * max(n, 1) + 1.6), layout="constrained")
+        effects(comparisons, ax, alpha=alpha)
+        if title:
+            fig.suptitle(title)
+    return fig
 
 
 # --------------------------------------------------------------------------- figures

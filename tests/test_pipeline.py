@@ -98,6 +98,12 @@ def test_quick_profile_redirects_every_output_under_results_quick():
     assert (full.paper_seeds, full.powered_seeds, full.episodes) == (5, 50, 500)
     assert [nb.name for nb in pl.NOTEBOOKS] == ["derivations", "ablation", "main_results", "statistics"]
     assert pl.NOTEBOOKS[0].outputs[0] == "paper/derivations.csv"
+    stats_nb = pl.NOTEBOOKS[3]
+    assert {"paper/claims.md", "paper/claims.csv", "paper/numbers.tex", "paper/comparisons.csv",
+            "figures/fig4_effects.pdf", "figures/fig4_effects.png"} <= set(stats_nb.outputs)
+    sp = pl.notebook_parameters(stats_nb, quick, out, ROOT / "results" / "cache")
+    assert sp["derivations_csv"] == "results/quick/paper/derivations.csv"  # the derivations' verdicts
+    assert sp["n_boot"] == 1000 and sp["fpr_trials"] == 1000
 
 
 def _run_quick(tmp: Path, tag: str) -> Path:
@@ -210,7 +216,7 @@ def test_license_and_environment_mirror_the_lock():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     deps = env["dependencies"]
     assert "python=3.11" in deps
-    pip = next(d["pip"] for d in deps if isinstance(d, dict))
+    pip = [p for p in next(d["pip"] for d in deps if isinstance(d, dict)) if not p.startswith("--")]
     lock = [line.strip() for line in (ROOT / "requirements.lock").read_text().splitlines()
             if line.strip() and not line.startswith("#")]
     assert pip == lock and "torch==2.13.0" in pip

@@ -109,3 +109,38 @@ def test_save_figure_is_deterministic(tmp_path):
     assert pdf.startswith(b"%PDF") and b"CreationDate" not in pdf
     assert a[1].read_bytes().startswith(b"\x89PNG")
     assert not list((tmp_path / "a").glob(".*"))  # no temp files left behind
+
+
+def _comparisons():
+    import pandas as pd
+
+    rows = []
+    for p, shift in (("paper", 0.0), ("powered", 5.0)):
+        rows += [
+            {"protocol": p, "a": "pg+clip", "b": "pg", "diff": 40.0 + shift, "diff_ci_low": 10.0,
+             "diff_ci_high": 70.0, "p_holm": 0.01},
+            {"protocol": p, "a": "hessian", "b": "adam", "diff": -5.0, "diff_ci_low": -60.0,
+             "diff_ci_high": 50.0, "p_holm": 0.8},
+            {"protocol": p, "a": "rk", "b": "pg+clip", "diff": 0.0, "diff_ci_low": float("nan"),
+             "diff_ci_high": float("nan"), "p_holm": float("nan")},   # 2 runs, both capped
+        ]
+    return pd.DataFrame(rows)
+
+
+def test_effects_one_row_per_comparison_filled_when_significant(tmp_path):
+    cmp = _comparisons()
+    ax = plots.effects(cmp)
+    assert isinstance(ax, Axes)
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["pg+clip − pg", "hessian − adam", "rk − pg+clip"]
+    lines = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(lines) == 6                                   # 3 comparisons x 2 protocols
+    filled = [to_hex(line.get_markerfacecolor()) != "#ffffff" for line in lines]
+    assert filled == [True, True, False, False, False, False]
+    xs = sorted(float(line.get_xdata()[0]) for line in lines)
+    assert xs == [-5.0, -5.0, 0.0, 0.0, 40.0, 45.0]
+    fig_a = plots.figure4(cmp, title="t")
+    fig_b = plots.figure4(cmp, title="t")
+    a = plots.save_figure(fig_a, tmp_path / "a" / "fig4")
+    b = plots.save_figure(fig_b, tmp_path / "b" / "fig4")
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]

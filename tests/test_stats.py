@@ -321,3 +321,200 @@ def test_false_positive_rate_capped_pool_and_nan():
     assert r.rate == 0.0 and r.n_nan == 1                 # both constant and equal -> p = 1
     with pytest.raises(ValueError):
         st.false_positive_rate_identical(pool, 6, rng=0)
+
+
+# ------------------------------------------------------------------ variances
+def test_brown_forsythe_by_hand():
+    x, y = [1.0, 2.0, 3.0, 4.0, 10.0], [2.0, 4.0, 6.0, 8.0, 10.0, 12.0]
+    # z = |x - median|: x median 3 -> [2, 1, 0, 1, 7] (mean 2.2); y median 7 -> [5, 3, 1, 1, 3, 5] (mean 3)
+    # grand mean 29/11; between = 5 (2.2 - 29/11)^2 + 6 (3 - 29/11)^2 = 211.2 / 121
+    # within = (.04 + 1.44 + 4.84 + 1.44 + 23.04) + (4 + 0 + 4 + 4 + 0 + 4) = 46.8
+    f = (11 - 2) / (2 - 1) * (211.2 / 121) / 46.8
+    r = st.brown_forsythe(x + [np.nan], y)
+    assert r.statistic == pytest.approx(f) and f == pytest.approx(0.3356643, abs=1e-6)
+    assert r.p_value == pytest.approx(stats.f.sf(f, 1, 9))
+    assert r.sd_x == pytest.approx(math.sqrt(12.5)) and r.sd_y == pytest.approx(math.sqrt(14.0))
+    assert r.sd_ratio == pytest.approx(math.sqrt(12.5 / 14.0))
+    assert (r.nx, r.ny, r.n_nan, r.degenerate) == (5, 6, 1, False)
+
+
+def test_brown_forsythe_degenerate_and_small():
+    cap = st.brown_forsythe([500.0] * 5, [500.0] * 5)        # levene gives NaN here
+    assert cap.degenerate and (cap.statistic, cap.p_value) == (0.0, 1.0)
+    assert math.isnan(cap.sd_ratio)                         # 0 / 0
+    spread = st.brown_forsythe([1.0, 3.0], [2.0, 6.0])      # z = [1, 1] vs [2, 2]
+    assert spread.degenerate and spread.p_value == 0.0 and spread.statistic == math.inf
+    assert spread.sd_ratio == pytest.approx(0.5)
+    one_constant = st.brown_forsythe([500.0] * 5, Y)
+    assert not one_constant.degenerate and one_constant.sd_ratio == 0.0
+    assert 0.0 < one_constant.p_value < 1.0
+    assert math.isnan(st.brown_forsythe([1.0], Y).p_value)
+
+
+def test_ci_std_chi_square_by_hand():
+    ci = st.ci_std(X, 0.95)
+    s = math.sqrt(5 / 3)
+    # chi-square table, 3 df: 0.975 quantile 9.348404, 0.025 quantile 0.2157953
+    assert ci.estimate == pytest.approx(s)
+    assert ci.low == pytest.approx(s * math.sqrt(3 / 9.348404), rel=1e-6)
+    assert ci.high == pytest.approx(s * math.sqrt(3 / 0.2157953), rel=1e-6)
+    assert st.ci_std([5.0, 5.0, 5.0])[1:3] == (0.0, 0.0)
+    assert math.isnan(st.ci_std([1.0, np.nan]).low)
+
+
+def test_ci_mean_difference_welch_by_hand():
+    vx, vy = (5 / 3) / 4, 10 / 5
+    df = (vx + vy) ** 2 / (vx**2 / 3 + vy**2 / 4)
+    half = stats.t.ppf(0.975, df) * math.sqrt(vx + vy)
+    ci = st.ci_mean_difference(X, Y)
+    assert ci.estimate == pytest.approx(-3.5)
+    assert (ci.low, ci.high) == pytest.approx((-3.5 - half, -3.5 + half))
+    flat = st.ci_mean_difference([500.0] * 3, [499.0] * 4)
+    assert (flat.estimate, flat.low, flat.high) == (1.0, 1.0, 1.0)
+    assert math.isnan(st.ci_mean_difference([1.0], Y).low)
+
+
+def test_ci_sd_ratio_bootstrap_and_degenerate():
+    g = np.random.default_rng(0)
+    x, y = g.normal(0, 1, 30), g.normal(0, 2, 40)
+    ci = st.ci_sd_ratio(x, y, np.random.default_rng(1), n_resamples=2000)
+    assert ci.estimate == pytest.approx(np.std(x, ddof=1) / np.std(y, ddof=1))
+    ref = stats.bootstrap((x, y), lambda a, b, axis=-1: np.std(a, ddof=1, axis=axis) / np.std(b, ddof=1, axis=axis),
+                          n_resamples=2000, method="BCa", rng=np.random.default_rng(1)).confidence_interval
+    assert (ci.low, ci.high) == pytest.approx((ref.low, ref.high))
+    assert st.ci_sd_ratio(x, y, 1, n_resamples=2000) == st.ci_sd_ratio(x, y, 1, n_resamples=2000)
+    ref0 = st.ci_sd_ratio(x, [3.0] * 5, 0, n_resamples=200)
+    assert math.isnan(ref0.low) and "zero sd" in ref0.method and ref0.estimate == math.inf
+    zero = st.ci_sd_ratio([500.0] * 5, y, 0, n_resamples=200)
+    assert (zero.estimate, zero.low, zero.high) == (0.0, 0.0, 0.0)
+
+
+# ------------------------------------------------------------------ bootstrap tests, replication
+def test_bootstrap_test_replays_by_hand():
+    x = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0])
+    B = 500
+    r = st.bootstrap_test(lambda a: a.mean(axis=-1), (x,), np.random.default_rng(3), null=2.0,
+                          n_resamples=B)
+    idx = np.random.default_rng(3).integers(0, x.size, (B, x.size))
+    d = x[idx].mean(axis=1)
+    assert r.estimate == pytest.approx(x.mean())
+    assert r.low == np.quantile(d, 0.025, method="lower")
+    assert r.high == np.quantile(d, 0.975, method="higher")
+    p = min(1.0, 2 * min((1 + np.sum(d <= 2.0)) / (B + 1), (1 + np.sum(d >= 2.0)) / (B + 1)))
+    assert r.p_value == pytest.approx(p) and r.n_resamples == B and r.n_nan == 0
+
+
+def test_bootstrap_test_constant_and_two_groups():
+    c = st.bootstrap_test(lambda a: a.mean(axis=-1), (np.full(4, 7.0),), 0, null=0.0, n_resamples=99)
+    assert (c.low, c.high) == (7.0, 7.0) and c.p_value == pytest.approx(2 / 100)  # never <= 0
+    same = st.bootstrap_test(lambda a: a.mean(axis=-1), (np.full(4, 7.0),), 0, null=7.0, n_resamples=99)
+    assert same.p_value == 1.0
+    two = st.bootstrap_test(lambda a, b: a.mean(axis=-1) - b.mean(axis=-1),
+                            (np.array([1.0, 2.0]), np.array([1.0, 2.0, 3.0])), 0, n_resamples=200)
+    assert two.estimate == pytest.approx(-0.5)
+    assert math.isnan(st.bootstrap_test(lambda a: a.mean(axis=-1), (np.array([1.0]),), 0).p_value)
+
+
+def test_replication_interval_replays_by_hand_and_predictive_variance():
+    x = np.array([0.0, 1.0])
+    B = 4000
+    r = st.replication_interval(x, 0.5, m=1, rng=np.random.default_rng(2), n_resamples=B)
+    g = np.random.default_rng(2)
+    first, second = g.integers(0, 2, (B, 2)), g.integers(0, 2, (B, 1))
+    d = x[np.take_along_axis(first, second, axis=1)].mean(axis=1)    # Bernoulli(1/2)
+    assert (r.low, r.high) == (0.0, 1.0) and r.m == 1 and r.n == 2
+    assert r.p_value == pytest.approx(min(1, 2 * min((1 + (d <= .5).sum()), (1 + (d >= .5).sum())) / (B + 1)))
+    far = st.replication_interval(x, 2.0, 1, 2, n_resamples=B)
+    assert far.p_value == pytest.approx(2 / (B + 1))                # never reached
+    pool = np.random.default_rng(4).normal(100.0, 10.0, 50)
+    s2 = np.var(pool, ddof=1)
+    g = np.random.default_rng(5)
+    B = 20_000
+    first, second = g.integers(0, 50, (B, 50)), g.integers(0, 50, (B, 5))
+    means = pool[np.take_along_axis(first, second, axis=1)].mean(axis=1)
+    # predictive variance of a 5-run mean given 50 runs: about s^2 (49/50) (1/5 + 1/50)
+    assert np.var(means) == pytest.approx(s2 * 49 / 50 * (1 / 5 + 1 / 50), rel=0.05)
+    rr = st.replication_interval(pool, 100.0, 5, np.random.default_rng(5), n_resamples=B)
+    assert (rr.low, rr.high) == (np.quantile(means, 0.025, method="lower"),
+                                 np.quantile(means, 0.975, method="higher"))
+
+
+def test_replication_interval_std_and_degenerate():
+    std = lambda a, axis=-1: np.std(a, axis=axis, ddof=1)  # noqa: E731
+    cap = st.replication_interval([500.0] * 50, 0.55, 5, 0, std, n_resamples=200)
+    assert (cap.low, cap.high, cap.estimate) == (0.0, 0.0, 0.0)
+    assert cap.p_value == pytest.approx(2 / 201)                     # 0.55 > every replicate
+    assert math.isnan(st.replication_interval([1.0, np.nan], 1.0, 5, 0).p_value)
+
+
+def test_fraction_outside_by_hand():
+    pool = np.arange(10.0)
+    r = st.fraction_outside(pool, 1, 2.0, 7.0, np.random.default_rng(0), n_trials=20_000)
+    assert abs(r.rate - 0.4) < 4 * math.sqrt(0.24 / 20_000)      # 0, 1, 8, 9 of 10 are outside
+    full = st.fraction_outside(pool, 10, 4.0, 5.0, 0, n_trials=100)
+    assert full.rate == 0.0                                       # the mean of all is 4.5
+    with pytest.raises(ValueError):
+        st.fraction_outside(pool, 11, 0.0, 1.0, 0)
+
+
+# ------------------------------------------------------------------ censored times
+def test_logrank_by_hand():
+    # x: events at 1 and 3; y: event at 2, censored at the budget 4
+    # t=1: n=(2,2), E_x=1/2, V=2*2*1*3/(16*3)=1/4; t=2: n=(1,2), E_x=1/3, V=1*2*1*2/(9*2)=2/9;
+    # t=3: n=(1,1), E_x=1/2, V=1/4  ->  z = (2 - 4/3) / sqrt(13/18)
+    r = st.logrank_test([1.0, 3.0], [True, True], [2.0, np.nan], [True, False], budget=4)
+    z = (2 - 4 / 3) / math.sqrt(1 / 4 + 2 / 9 + 1 / 4)
+    assert r.statistic == pytest.approx(z) and r.p_value == pytest.approx(2 * stats.norm.sf(z))
+    assert (r.events_x, r.events_y, r.degenerate) == (2, 1, False)
+    none = st.logrank_test([np.nan] * 3, [False] * 3, [np.nan] * 2, [False] * 2, budget=4)
+    assert none.degenerate and (none.statistic, none.p_value) == (0.0, 1.0)
+
+
+def test_logrank_power_schoenfeld_by_hand():
+    shift = math.log(2.1) * math.sqrt(40) / 2
+    z = stats.norm.ppf(0.975)
+    assert st.logrank_power(40, 2.1) == pytest.approx(stats.norm.cdf(shift - z) + stats.norm.cdf(-shift - z))
+    assert st.logrank_power(40, 1 / 2.1) == pytest.approx(st.logrank_power(40, 2.1))
+    assert st.logrank_power(0, 2.1) == pytest.approx(0.05)
+    assert math.isnan(st.logrank_power(10, 0.0))
+
+
+def test_km_median_administrative_matches_kaplan_meier():
+    assert st.km_median_administrative([1.0, np.nan, 3.0, 4.0]) == 3.0       # 2nd of 4
+    assert st.km_median_administrative([np.nan, np.nan, np.nan, 1.0]) == math.inf
+    np.testing.assert_array_equal(st.km_median_administrative([[5.0, 1.0, 3.0], [np.nan, 2.0, np.nan]]),
+                                  [3.0, np.inf])
+    g = np.random.default_rng(9)
+    for _ in range(30):
+        n = int(g.integers(1, 12))
+        e = np.where(g.random(n) < 0.3, np.nan, g.integers(1, 100, n).astype(float))
+        km = st.censored_median_episodes(e, ~np.isnan(e), budget=100)
+        fast = st.km_median_administrative(e)
+        assert (fast == km.median) if km.defined else fast == math.inf
+
+
+def test_spearman_trend_by_hand():
+    assert st.spearman_trend([1.0, 3.0, 2.0]) == pytest.approx(1 - 6 * 2 / (3 * 8))  # d = 0, 1, 1
+    assert st.spearman_trend([5.0, 4.0, 1.0, 0.0]) == pytest.approx(-1.0)
+    ties = st.spearman_trend([1.0, 1.0, 2.0])   # ranks 1.5, 1.5, 3 vs 1, 2, 3
+    assert ties == pytest.approx(np.corrcoef([1.5, 1.5, 3.0], [1, 2, 3])[0, 1])
+    assert math.isnan(st.spearman_trend([2.0, 2.0, 2.0])) and math.isnan(st.spearman_trend([1.0, np.nan, 2.0]))
+    np.testing.assert_allclose(st.spearman_trend(np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])), [1.0, -1.0])
+
+
+def test_median_ratio_test_by_hand_and_censoring_bounds():
+    B = 199
+    r = st.median_ratio_test([10.0] * 3, [True] * 3, [20.0] * 3, [True] * 3, 50, 0, n_resamples=B)
+    assert (r.estimate, r.low, r.high) == (2.0, 2.0, 2.0)
+    assert r.p_value == pytest.approx(2 / (B + 1))                 # no resample with ratio <= 1
+    # B never reaches it: its time is only known to exceed 50 -> ratio >= 50 / 10, no upper bound
+    cens = st.median_ratio_test([10.0] * 3, [True] * 3, [np.nan] * 3, [False] * 3, 50, 0, n_resamples=B)
+    assert cens.estimate == math.inf and cens.low == 5.0 and cens.high == math.inf
+    # A never reaches it: ratio <= 20 / 50 = 0.4
+    slow = st.median_ratio_test([np.nan] * 3, [False] * 3, [20.0] * 3, [True] * 3, 50, 0, n_resamples=B)
+    assert slow.estimate == 0.0 and (slow.low, slow.high) == (0.0, 0.4)
+    g = np.random.default_rng(1)
+    a, b = g.integers(50, 150, 40).astype(float), g.integers(100, 300, 40).astype(float)
+    t = st.median_ratio_test(a, [True] * 40, b, [True] * 40, 500, 3, n_resamples=2000)
+    assert t.estimate == pytest.approx(st.km_median_administrative(b) / st.km_median_administrative(a))
+    assert t.low <= t.estimate <= t.high and t.p_value < 0.01

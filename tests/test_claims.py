@@ -1,0 +1,417 @@
+"""Tests for pgsom.claims (the claims report) and the statistics notebook that writes it.
+
+The verdict rule is checked on constructed rows and on constructed runs (each case built to
+be clearly supported, contradicted, not supported or underpowered); the report is checked
+to follow its data (change an input, the verdict changes), to be deterministic, to quote
+every number of ours through a LaTeX macro, and to survive degenerate data (constant
+samples, diverged runs, censored runs, two seeds)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+
+from pgsom import claims, stats
+from pgsom.experiments import THRESHOLDS, all_variants
+from pgsom.report import PAPER_TABLE1
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- data helpers
+
+
+def make_data(final: dict[str, dict[str, list[float]]], episodes: int = 20):
+    """finals / curves as load_experiment returns them, each run's return flat at its
+    final value (NaN = diverged), so episodes-to-threshold is the window when reached."""
+    fin, cur = [], []
+    window = min(10, episodes)
+    for p, variants in final.items():
+        for v, x in variants.items():
+            x = np.asarray(x, float)
+            n = x.size
+            ret = np.repeat(x[:, None], episodes, axis=1)
+            row = {"protocol": p, "variant": v, "seed": np.arange(n), "root_seed": 7,
+                   "final_return": x, "eval_return": x}
+            for thr in THRESHOLDS:
+                row[f"episodes_to_{thr}"] = stats.episodes_to_threshold(ret, thr, window).episodes
+            row["diverged"] = np.isnan(x)
+            fin.append(pd.DataFrame(row))
+            cur.append(pd.DataFrame({"protocol": p, "variant": v,
+                                     "seed": np.repeat(np.arange(n), episodes),
+                                     "episode": np.tile(np.arange(1, episodes + 1), n),
+                                     "return": ret.reshape(-1), "env_steps": 0}))
+    return pd.concat(fin, ignore_index=True), pd.concat(cur, ignore_index=True)
+
+
+def normal(seed: int, mean: float, sd: float, n: int) -> list[float]:
+    return list(np.random.default_rng(seed).normal(mean, sd, n))
+
+
+def report(final, **kw):
+    finals, curves = make_data(final)
+    kw.setdefault("budget", 20)
+    kw.setdefault("n_boot", 400)
+    return claims.build_report(finals, curves, kw.pop("derivations", None), **kw)
+
+
+def row(rep, claim, key, protocol="powered") -> pd.Series:
+    r = rep.rows[(rep.rows["claim"] == claim) & (rep.rows["key"] == key)
+                 & (rep.rows["protocol"] == protocol)]
+    assert len(r) == 1, (claim, key, protocol)
+    return r.iloc[0]
+
+
+def verdict_of(rep, claim) -> str:
+    return rep.claims.set_index("claim").loc[claim, "verdict"]
+
+
+# --------------------------------------------------------------------------- the rule
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(kind="direction", p_holm=0.001, claimed_sign=1, observed_sign=1.0), "supported"),
+    (dict(kind="direction", p_holm=0.001, claimed_sign=1, observed_sign=-1.0), "contradicted"),
+    (dict(kind="direction", p_holm=0.001, claimed_sign=-1, observed_sign=-3.0), "supported"),
+    (dict(kind="direction", p_holm=0.3, claimed_sign=1, observed_sign=1.0, sensitive=True), "not supported"),
+    (dict(kind="direction", p_holm=0.3, claimed_sign=1, observed_sign=1.0, sensitive=False), "inconclusive"),
+    (dict(kind="direction", p_holm=0.05, claimed_sign=1, observed_sign=1.0), "inconclusive"),  # not < alpha
+    (dict(kind="direction", p_holm=math.nan, claimed_sign=1, observed_sign=1.0, sensitive=True), "inconclusive"),
+    (dict(kind="direction", p_holm=0.001, claimed_sign=1, observed_sign=0.0), "inconclusive"),
+    (dict(kind="absence", p_holm=0.001), "contradicted"),
+    (dict(kind="absence", p_holm=0.6, sensitive=True), "supported"),
+    (dict(kind="absence", p_holm=0.6, sensitive=False), "inconclusive"),
+    (dict(kind="number", p_holm=0.01, sensitive=True), "contradicted"),
+    (dict(kind="number", p_holm=0.4, sensitive=True), "supported"),
+    (dict(kind="number", p_holm=0.4, sensitive=False), "inconclusive"),   # could never reject
+    (dict(kind="number", p_holm=math.nan, sensitive=True), "inconclusive"),
+    (dict(kind="self-check", given="contradicted"), "contradicted"),
+    (dict(kind="not tested"), "not tested"),
+    (dict(kind="measured"), "measured"),
+])
+def test_verdict_rule_on_constructed_rows(kwargs, expected):
+    kind = kwargs.pop("kind")
+    assert claims.verdict(kind, **kwargs) == expected
+
+
+def test_verdict_rule_rejects_unknown_kinds_and_missing_given():
+    with pytest.raises(ValueError, match="unknown statement kind"):
+        claims.verdict("vibes")
+    with pytest.raises(ValueError, match="given verdict"):
+        claims.verdict("derived")
+
+
+@pytest.mark.parametrize("rows, expected", [
+    (["supported", "supported"], "supported"),
+    (["supported", "contradicted", "not supported"], "contradicted"),
+    (["supported", "not supported", "inconclusive"], "not supported"),
+    (["supported", "inconclusive"], "inconclusive"),
+    (["supported", "not tested", "measured"], "supported"),
+    (["not tested"], "not tested"),
+    (["measured"], "inconclusive"),
+    ([], "inconclusive"),
+])
+def test_aggregate(rows, expected):
+    assert claims.aggregate(rows) == expected
+
+
+# --------------------------------------------------------------------------- rule on runs
+
+
+CLIP = {  # pg+clip vs pg (paper's Table 1 difference: +167.8), 50 seeds unless said
+    "supported": dict(pg=normal(1, 200, 20, 50), clip=normal(2, 400, 20, 50)),
+    "contradicted": dict(pg=normal(1, 200, 20, 50), clip=normal(2, 60, 20, 50)),
+    "not supported": dict(pg=normal(1, 200, 20, 50), clip=normal(2, 201, 20, 50)),
+    "inconclusive": dict(pg=[100.0, 300.0, 200.0], clip=[150.0, 350.0, 250.0]),  # 3 seeds, sd 100
+}
+
+
+@pytest.mark.parametrize("case", list(CLIP))
+def test_rule_applied_to_constructed_runs(case):
+    d = CLIP[case]
+    rep = report({"powered": {"pg": d["pg"], "pg+clip": d["clip"]}})
+    r = row(rep, "C10", "pg+clip-mean")
+    assert r["verdict"] == case, r.to_dict()
+    assert r["family"] == "means" and r["primary"]
+    cmp = rep.comparisons.set_index(["a", "b"]).loc[("pg+clip", "pg")]
+    assert r["p_holm"] == cmp["p_holm"]                       # the comparison family's Holm p
+    assert r["estimate"] == pytest.approx(np.mean(d["clip"]) - np.mean(d["pg"]))
+    assert r["ci_low"] <= r["estimate"] <= r["ci_high"]
+    md = rep.markdown()
+    assert f"**{case}**" in md.split("## C10")[1].split("## C11")[0]
+
+
+def test_changing_an_input_changes_the_verdict_and_the_files(tmp_path):
+    base = {"pg": CLIP["supported"]["pg"]}
+    up = report({"powered": {**base, "pg+clip": CLIP["supported"]["clip"]}})
+    down = report({"powered": {**base, "pg+clip": CLIP["contradicted"]["clip"]}})
+    assert row(up, "C10", "pg+clip-mean")["verdict"] == "supported"
+    assert row(down, "C10", "pg+clip-mean")["verdict"] == "contradicted"
+    assert verdict_of(down, "C10") == "contradicted"
+    a = claims.write_report(up, tmp_path / "a")
+    b = claims.write_report(down, tmp_path / "b")
+    for k in ("md", "csv", "tex", "comparisons"):
+        assert a[k].read_bytes() != b[k].read_bytes(), k
+    csv = pd.read_csv(b["csv"])
+    overall = csv[(csv["claim"] == "C10") & (csv["protocol"] == "overall")]
+    assert overall["verdict"].tolist() == ["contradicted"]
+
+
+def test_number_statements_use_the_five_seed_replication():
+    mean, sd = PAPER_TABLE1["pg"]
+    like = report({"powered": {"pg": normal(3, mean, sd, 50)}}, n_boot=2000)
+    unlike = report({"powered": {"pg": normal(3, mean + 150, sd, 50)}}, n_boot=2000)
+    assert row(like, "C11", "pg-mean")["verdict"] == "supported"
+    assert row(like, "C11", "pg-std")["verdict"] == "supported"
+    r = row(unlike, "C11", "pg-mean")
+    assert r["verdict"] == "contradicted" and r["rep_low"] > mean
+    # the 5-seed replication interval is wider than our 50-seed CI (it counts the paper's noise)
+    assert r["rep_high"] - r["rep_low"] > 2 * (r["ci_high"] - r["ci_low"])
+    # too few resamples for Holm over the family to ever reach alpha -> inconclusive
+    coarse = report({"powered": {"pg": normal(3, mean + 150, sd, 50)}}, n_boot=30)
+    assert row(coarse, "C11", "pg-mean")["verdict"] == "inconclusive"
+
+
+def test_variance_and_episode_claims_on_constructed_runs():
+    tight, wide = normal(4, 300, 5, 50), normal(5, 300, 80, 50)
+    rep = report({"powered": {"hessian": tight, "pg": wide, "adam": wide, "npg": wide}})
+    for base in ("pg", "adam", "npg"):
+        r = row(rep, "C2", f"hessian-{base}")
+        assert r["verdict"] == "supported" and r["estimate"] < 0.2
+    assert verdict_of(rep, "C2") == "supported"
+    # episodes: hessian's runs all reach 200 at the window (10), pg's never (censored)
+    rep = report({"powered": {"hessian": [300.0] * 20, "pg": [100.0] * 20}})
+    r = row(rep, "C1", "hessian-pg-200")
+    assert r["verdict"] == "supported" and r["ci_low"] >= 2.0 and r["estimate"] == math.inf
+
+
+def test_self_checks_of_the_paper_against_its_table(monkeypatch):
+    rows = pd.DataFrame([r.__dict__ for r in claims.paper_self_checks()])
+    bad = rows[rows["given"] == "contradicted"]["statement"].tolist()
+    assert len(bad) == 5
+    assert any("389.6" in s for s in bad) and any("378.4" in s for s in bad)
+    assert any("surpasses" in s for s in bad) and any("little effect" in s for s in bad)
+    assert any("slashes variance" in s and "stds" in s for s in bad)
+    # the 4.3 numbers agree with the table (to the text's precision)
+    assert (rows[rows["statement"].str.startswith("4.3") & rows["key"].str.startswith("text")]["given"]
+            == "supported").all()
+    # change the transcription: the verdict follows
+    fixed = dict(claims.PAPER_CLAIMS["C12"])
+    fixed["numbers"] = [(s, q, v, st, "383.1" if t == "389.6" else t) for s, q, v, st, t in fixed["numbers"]]
+    monkeypatch.setitem(claims.PAPER_CLAIMS, "C12", fixed)
+    rows2 = pd.DataFrame([r.__dict__ for r in claims.paper_self_checks()])
+    assert (rows2["given"] == "contradicted").sum() == 4
+
+
+def test_paper_claims_transcription_is_self_consistent():
+    c12 = claims.PAPER_CLAIMS["C12"]
+    for sec, quote, variant, stat, text in c12["numbers"]:
+        assert text in quote and variant in PAPER_TABLE1 and stat in ("mean", "std")
+    for sec, quote, a, b, text in c12["percents"]:
+        assert text in quote
+    c8 = claims.PAPER_CLAIMS["C8"]
+    assert all(str(v) in c8["text"] for v in c8["episodes"].values())
+    assert str(claims.PAPER_CLAIMS["C1"]["ratio"]) in claims.PAPER_CLAIMS["C1"]["text"]
+    assert set(claims.PAPER_CLAIMS) == set(claims.CLAIM_IDS)
+
+
+def test_derived_claims_keep_the_derivations_verdicts():
+    der = pd.DataFrame([
+        {"claim": "C3", "quantity": "E[h] vs autograd (N=100)", "value": 1e-15, "ci_low": 1e-15,
+         "ci_high": 1e-15, "verdict": "supported"},
+        {"claim": "C3", "quantity": "overall: h is unbiased", "value": 1, "ci_low": 1, "ci_high": 1,
+         "verdict": "supported"},
+        {"claim": "C3", "quantity": "overall: the surrogate-only h is unbiased", "value": 1, "ci_low": 1,
+         "ci_high": 1, "verdict": "contradicted"},
+        {"claim": "C5", "quantity": "cos to grad J", "value": -0.2, "ci_low": -0.3, "ci_high": -0.1,
+         "verdict": "contradicted"},
+        {"claim": "C4", "quantity": "eigenvalue", "value": -0.25, "ci_low": -0.25, "ci_high": -0.25,
+         "verdict": "measured"},
+    ])
+    rep = report({"powered": {"pg": [1.0, 2.0]}}, derivations=der)
+    assert verdict_of(rep, "C3") == "supported"          # the first overall row is the claim
+    assert verdict_of(rep, "C5") == "contradicted"       # no overall row: all verdict rows
+    assert verdict_of(rep, "C4") == "inconclusive"       # only measured rows
+    assert verdict_of(rep, "C6") == "inconclusive"       # nothing for it
+    c3 = rep.rows[rep.rows["claim"] == "C3"]
+    assert c3["verdict"].tolist() == ["supported", "supported", "contradicted"]
+    assert c3["primary"].tolist() == [False, True, False]
+    none = report({"powered": {"pg": [1.0, 2.0]}}, derivations=None)
+    assert all(verdict_of(none, c) == "inconclusive" for c in ("C3", "C4", "C5", "C6"))
+
+
+def test_state_memory_is_linear_in_d():
+    s = claims.state_memory(d=10).set_index("method")
+    assert s.loc["hessian", "floats"] == 2 * 10 + 1 == s.loc["adam", "floats"]   # m, v, step count
+    assert s.loc["rk", "floats"] == 10 and s.loc["pg", "floats"] == 0 == s.loc["npg", "floats"]
+    assert s["linear"].all() and s.loc["hessian", "per_param"] == 2.0
+    rep = report({"powered": {"pg": [1.0, 2.0]}}, state=claims.state_memory(d=10))
+    assert verdict_of(rep, "C7") == "supported"
+    assert row(rep, "C7", "timing", "benchmark (not seeded)")["verdict"] == "not tested"
+    assert verdict_of(rep, "C13") == "not tested"
+
+
+# --------------------------------------------------------------------------- degenerate data
+
+
+def degenerate_final():
+    out = {}
+    for p, n in (("paper", 2), ("powered", 3)):
+        out[p] = {}
+        for k, v in enumerate(all_variants()):
+            x = [60.0 + 10 * k + i for i in range(n)]
+            if v.startswith("hessian"):
+                x = [500.0] * n                         # every seed at the cap: constant
+            if v == "pg":
+                x[0] = math.nan                         # a diverged run
+            if v == "adam":
+                x = [math.nan] * n                      # every run diverged
+            out[p][v] = x
+    return out
+
+
+def test_degenerate_data_gives_a_verdict_for_every_claim(tmp_path):
+    rep = report(degenerate_final(), n_boot=200, state=claims.state_memory(d=10))
+    assert list(rep.claims["claim"]) == list(claims.CLAIM_IDS)
+    assert set(rep.claims["verdict"]) <= set(claims.VERDICTS)
+    assert set(rep.rows["verdict"]) <= set(claims.VERDICTS) | {"measured"}
+    p = rep.rows["p_holm"].dropna()
+    assert ((p >= 0) & (p <= 1)).all()
+    paths = claims.write_report(rep, tmp_path)
+    csv = pd.read_csv(paths["csv"])
+    assert csv.groupby("claim")["protocol"].apply(lambda s: (s == "overall").sum()).eq(1).all()
+    assert "nan" not in paths["csv"].read_text().lower().split(",")
+    cmp = pd.read_csv(paths["comparisons"])
+    assert {"p_holm", "bf_p_holm", "seeds_for_80", "decision"} <= set(cmp.columns)
+    assert (cmp.loc[cmp["a"] == "hessian+clip", "p_holm"] == 1.0).all()   # 500 vs 500: p = 1
+
+
+# --------------------------------------------------------------------------- files
+
+
+def synthetic_report(seed=0):
+    final = {p: {v: normal(k, 150 + 15 * (k % 11), 40, n) for k, v in enumerate(all_variants())}
+             for p, n in (("paper", 5), ("powered", 12))}
+    der = pd.DataFrame([{"claim": "C3", "quantity": "overall: h unbiased (N=20000, gamma=1)",
+                         "value": 1, "ci_low": 1, "ci_high": 1, "verdict": "supported"}])
+    return report(final, derivations=der, n_boot=300, seed=seed, state=claims.state_memory(d=10)), der
+
+
+def test_report_files_are_deterministic(tmp_path):
+    a = claims.write_report(synthetic_report()[0], tmp_path / "a")
+    b = claims.write_report(synthetic_report()[0], tmp_path / "b")
+    c = claims.write_report(synthetic_report(seed=1)[0], tmp_path / "c")
+    for k in a:
+        assert a[k].read_bytes() == b[k].read_bytes(), k
+    assert a["tex"].read_bytes() != c["tex"].read_bytes()        # the seed drives the bootstrap
+
+
+def _whitelist() -> set[str]:
+    """Numbers claims.md may print without a macro: the paper's (PAPER_CLAIMS, Table 1) and
+    the rule's constants."""
+    allowed = set(re.findall(r"\d+(?:\.\d+)?", json.dumps(claims.PAPER_CLAIMS)))
+    allowed |= {f"{x:.2f}" for pair in PAPER_TABLE1.values() for x in pair}
+    allowed |= {f"{claims.ALPHA:g}", f"{100 * claims.LEVEL:.0f}", f"{100 * claims.POWER:.0f}",
+                str(claims.REPLICATION_SEEDS), str(claims.C9_SMOOTH), "1"}  # "1": the null ratio
+    allowed |= {f"{v:g}" for v in claims.MEDIUM_EFFECT.values()}
+    allowed |= {str(t) for t in THRESHOLDS}
+    return allowed
+
+
+def test_every_number_of_ours_in_claims_md_is_a_macro(tmp_path):
+    rep, der = synthetic_report()
+    numbers = claims.Numbers()
+    md = claims.claims_markdown(rep, numbers)
+    template = claims.claims_markdown(rep, claims.Numbers(placeholder=True))
+    tex = numbers.tex()
+    defs = re.findall(r"^\\newcommand\{\\([^}]*)\}\{(.*)\}$", tex, flags=re.M)
+    assert len(defs) == len(tex.strip().splitlines()) - 2 > 100
+    names = [n for n, _ in defs]
+    assert all(re.fullmatch(r"pgsom[A-Za-z]+", n) for n in names) and len(set(names)) == len(names)
+    placeholders = set(re.findall(r"⟪([A-Za-z]+)⟫", template))
+    assert placeholders == set(names)
+    # every macro's value is printed in claims.md where its placeholder stood
+    assert template.count("⟪") == sum(template.count(f"⟪{n}⟫") for n in names)
+    # strip what is not a number of ours; what remains must be the paper's or the rule's
+    text = re.sub(r"⟪[A-Za-z]+⟫", " ", template)
+    text = re.sub(r"`[^`]*`", " ", text)
+    for q in der["quantity"]:
+        text = text.replace(q, " ")
+    text = re.sub(r"\b(Table|Figure|Section|Sections|Lemma|section|Appendix)\s+\d+(\.\d+)*"
+                  r"(,\s*\d+(\.\d+)*)*", " ", text)
+    text = re.sub(r"\bC\d+\b", " ", text)
+    stray = set(re.findall(r"\d+(?:\.\d+)?", text)) - _whitelist()
+    assert not stray, f"numbers in claims.md without a macro: {sorted(stray)}"
+    # and the real rendering differs from the template only where the placeholders were
+    assert "⟪" not in md and len(md) > 1000
+
+
+def test_macro_names_are_letters_only():
+    assert claims.macro_name("C8", "rk-median", "Powered") == "pgsomCEightRkMedianPowered"
+    assert claims.macro_name("C1", "hessian-pg-400") == "pgsomCOneHessianPgFourHundred"
+    assert claims.macro_name("x", "1234") == "pgsomXOneTwoThreeFour"
+    assert claims.format_value(math.inf, "episodes", budget=500) == "> 500"
+    assert claims.format_value(0.0004, "p") == "< 0.001" and claims.format_value(math.nan) == "n/a"
+
+
+def test_validate_parameters():
+    with pytest.raises(ValueError, match="fpr_variant must be one of"):
+        claims.validate_parameters(variants=["pg", "rk"], fpr_variant="hessian")
+    with pytest.raises(ValueError, match="fpr_trials must be an int >= 100"):
+        claims.validate_parameters(fpr_trials=10)
+    out = claims.validate_parameters(variants="pg,rk", fpr_variant="rk", fpr_trials=100, n_boot=200)
+    assert out["fpr_variant"] == "rk" and out["variants"] == ["pg", "rk"]
+
+
+# --------------------------------------------------------------------------- the notebook
+
+
+def test_statistics_notebook_static_text_types_no_numbers():
+    nb = nbformat.read(ROOT / "notebooks" / "statistics.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        text = re.sub(r"`[^`]*`", " ", cell.source)
+        text = re.sub(r"\bC\d+\b|\bSPEC section \d+\b|\bTable \d+\b", " ", text)
+        assert not re.findall(r"\d", text), f"type numbers in code, not markdown: {cell.source[:80]!r}"
+
+
+def test_statistics_notebook_writes_the_claims_report(tmp_path):
+    paper, figures = tmp_path / "paper", tmp_path / "figures"
+    params = {"paper_seeds": 2, "powered_seeds": 3, "episodes": 4, "eval_episodes": 1,
+              "variants": None, "cache_dir": str(tmp_path / "cache"), "max_workers": 1,
+              "progress": False, "n_boot": 200, "fpr_trials": 200, "paper_dir": str(paper),
+              "figures_dir": str(figures), "derivations_csv": str(tmp_path / "none.csv")}
+    pm.execute_notebook(str(ROOT / "notebooks" / "statistics.ipynb"), str(tmp_path / "out.ipynb"),
+                        parameters=params, kernel_name="python3", cwd=str(ROOT),
+                        progress_bar=False, execution_timeout=240)
+    csv = pd.read_csv(paper / "claims.csv")
+    overall = csv[csv["protocol"] == "overall"].set_index("claim")
+    assert list(overall.index) == list(claims.CLAIM_IDS)
+    assert set(overall["verdict"]) <= set(claims.VERDICTS)
+    assert set(csv["verdict"]) <= set(claims.VERDICTS) | {"measured"}
+    assert overall.loc["C13", "verdict"] == "not tested"
+    assert overall.loc["C3", "verdict"] == "inconclusive"          # no derivations table
+    for col in ("estimate", "ci_low", "ci_high", "p_holm", "rep_low", "rep_high"):
+        v = csv[col].dropna().to_numpy(float)
+        assert not np.isnan(v).any()
+    p = csv["p_holm"].dropna()
+    assert ((p >= 0) & (p <= 1)).all()
+    md = (paper / "claims.md").read_text()
+    assert all(f"## {c}:" in md for c in claims.CLAIM_IDS) and "The verdict rule" in md
+    tex = (paper / "numbers.tex").read_text()
+    assert re.search(r"\\newcommand\{\\pgsomDataPoweredSeeds\}\{3\}", tex)
+    cmp = pd.read_csv(paper / "comparisons.csv")
+    assert len(cmp) == 2 * len(claims.COMPARISONS)                  # every pair, both protocols
+    summary = pd.read_csv(paper / "statistics_summary.csv")
+    assert len(summary) == 2 * len(all_variants())
+    for ext in ("pdf", "png"):
+        assert (figures / f"fig4_effects.{ext}").stat().st_size > 5_000
