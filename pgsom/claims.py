@@ -355,6 +355,8 @@ COMPARISONS: tuple[tuple[str, str, str], ...] = (
     ("hessian", "adam", "Hessian vs squared-gradient second moment"),
     ("hessian", "npg", "Hessian vs Fisher"),
     ("rk", "pg+clip", "text check (C12)"),
+    ("rk+reuse", "rk", "paper's likely version vs our default"),
+    ("hessian+surrogate", "hessian", "paper's likely version vs our default"),
 )
 """The comparison family (A, B, group): A is compared with its reference B."""
 

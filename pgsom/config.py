@@ -34,9 +34,15 @@ METHODS = ("pg", "hessian", "rk", "adam", "npg")
 PAPER_METHODS = ("pg", "hessian", "rk")
 """The paper's three methods (Table 1)."""
 
-STABILISERS = ("clip", "entropy", "baseline", "clip_same_lr", "lr2")
+STABILISERS = ("clip", "entropy", "baseline", "clip_same_lr", "lr2", "reuse", "surrogate")
 """``clip``: norm 50 with the learning rate doubled (paper 4.1); ``clip_same_lr``: norm 50 at
-the base rate; ``lr2``: doubled rate without clipping (the last two split claim C10)."""
+the base rate; ``lr2``: doubled rate without clipping (the last two split claim C10).
+``reuse`` (rk only) and ``surrogate`` (hessian only) are not stabilisers but the versions of
+the method the paper plausibly ran: RK's second stage re-scoring the first episode, and the
+surrogate-only Hessian of the REINFORCE loss (AdaHessian's)."""
+
+PAPER_LIKELY = (("rk", "reuse"), ("hessian", "surrogate"))
+"""(method, option) pairs for the paper's plausible versions, run beside our defaults."""
 
 PAPER_STABILISERS = ("none", "clip", "entropy", "baseline")
 
@@ -259,16 +265,27 @@ def variant(method: str, *stabilisers: str, base: RunConfig | None = None) -> tu
             changes["entropy_coef"] = 0.01
         if s == "baseline":
             changes["baseline"] = True
+        if s == "reuse":
+            if method != "rk":
+                raise ValueError(f"'reuse' applies to method 'rk' only, got method {method!r}")
+            changes["rk_stage"] = "reuse"
+        if s == "surrogate":
+            if method != "hessian":
+                raise ValueError(f"'surrogate' applies to method 'hessian' only, got method {method!r}")
+            changes["hessian_terms"] = "surrogate"
     return variant_name(method, *stabilisers), base.replace(**changes)
 
 
 def table1_variants(base: RunConfig | None = None, *, baselines: bool = True,
-                    attribution: bool = True) -> dict[str, RunConfig]:
+                    attribution: bool = True, paper_likely: bool = True) -> dict[str, RunConfig]:
     """Table 1's 12 variants (3 methods x none/clip/entropy/baseline), then the adam and npg
-    baselines, then the clip-attribution rows (clip at the base rate; doubled rate alone)."""
+    baselines, then the clip-attribution rows (clip at the base rate; doubled rate alone), then
+    the paper's plausible versions of RK and PG-SOM (``rk+reuse``, ``hessian+surrogate``)."""
     out = dict(variant(m, s, base=base) for m in PAPER_METHODS for s in PAPER_STABILISERS)
     if baselines:
         out.update(variant(m, base=base) for m in ("adam", "npg"))
     if attribution:
         out.update(variant(m, s, base=base) for m in PAPER_METHODS for s in ("clip_same_lr", "lr2"))
+    if paper_likely:
+        out.update(variant(m, s, base=base) for m, s in PAPER_LIKELY)
     return out

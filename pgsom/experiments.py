@@ -435,7 +435,8 @@ def stabiliser_means(finals: pd.DataFrame, protocol: str, value: str = "final_re
     stab = split[1].fillna("none") if split.shape[1] > 1 else pd.Series("none", index=g.index)
     table = g.assign(method=method, stabiliser=stab).pivot_table(
         index="method", columns="stabiliser", values=value, aggfunc="mean", sort=False)
-    order = [s for s in ("none", "clip", "entropy", "baseline", "clip_same_lr", "lr2") if s in table.columns]
+    order = [s for s in ("none", "clip", "entropy", "baseline", "clip_same_lr", "lr2", "reuse", "surrogate")
+             if s in table.columns]
     rows = [m for m in METHODS if m in table.index]
     return table.loc[rows, order]
 

@@ -59,6 +59,8 @@ STABILISER_LABELS = {
     "baseline": "baseline",
     "clip_same_lr": "clip at base lr",
     "lr2": "doubled lr",
+    "reuse": "reused 2nd stage (paper's likely RK)",
+    "surrogate": "surrogate Hessian (paper's likely PG-SOM)",
 }
 
 README_BEGIN = "<!-- BEGIN OUTPUTS -->"

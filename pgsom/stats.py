@@ -294,7 +294,7 @@ def probability_of_improvement(x: ArrayLike, y: ArrayLike,
     if x.size == 0 or y.size == 0:
         return CI(np.nan, np.nan, np.nan, level, "none", n_nan)
     est = float(stats.mannwhitneyu(x, y).statistic / (x.size * y.size))
-    if rng is None:
+    if rng is None or min(x.size, y.size) < 2:  # no resampling distribution from one run
         return CI(est, np.nan, np.nan, level, "none", n_nan)
     low, high, used = _bootstrap_ci((x, y), _poi_stat, est, _rng(rng), level, n_resamples, method)
     return CI(est, low, high, level, used, n_nan)

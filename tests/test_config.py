@@ -88,3 +88,15 @@ def test_variants_follow_the_paper():
     assert {"adam", "npg", "rk+clip_same_lr", "rk+lr2"} <= set(table)
     with pytest.raises(ValueError, match="stabiliser must be one of"):
         variant("pg", "dropout")
+
+
+def test_paper_likely_versions_are_options_of_their_method_only():
+    name, cfg = variant("rk", "reuse")
+    assert name == "rk+reuse" and cfg.algo.rk_stage == "reuse" and cfg.algo.episodes_per_update == 1
+    name, cfg = variant("hessian", "surrogate")
+    assert name == "hessian+surrogate" and cfg.algo.hessian_terms == "surrogate"
+    with pytest.raises(ValueError, match="'reuse' applies to method 'rk' only"):
+        variant("pg", "reuse")
+    with pytest.raises(ValueError, match="'surrogate' applies to method 'hessian' only"):
+        variant("rk", "surrogate")
+    assert list(table1_variants())[-2:] == ["rk+reuse", "hessian+surrogate"]

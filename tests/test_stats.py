@@ -518,3 +518,9 @@ def test_median_ratio_test_by_hand_and_censoring_bounds():
     t = st.median_ratio_test(a, [True] * 40, b, [True] * 40, 500, 3, n_resamples=2000)
     assert t.estimate == pytest.approx(st.km_median_administrative(b) / st.km_median_administrative(a))
     assert t.low <= t.estimate <= t.high and t.p_value < 0.01
+
+
+def test_probability_of_improvement_with_a_single_run_has_no_bootstrap_ci():
+    res = st.probability_of_improvement(np.array([3.0, np.nan]), np.array([1.0, 2.0, 4.0]),
+                                           rng=np.random.default_rng(0))
+    assert res.estimate == pytest.approx(2 / 3) and np.isnan(res.low) and np.isnan(res.high)
