@@ -111,7 +111,7 @@ def bench_method(method: str, seeds: int, episodes: int, ref_runs: int) -> Bench
 
 def time_table1(seeds: int, workers: int | None = None) -> Table1Timing:
     """Wall time and peak memory of Table 1's 12 variants x ``seeds`` x 500 episodes."""
-    variants = table1_variants(baselines=False, attribution=False)
+    variants = table1_variants(baselines=False, attribution=False, paper_likely=False)
     torch.set_num_threads(1)
     ref_seconds, ref_length = sequential_reference(variants["pg"], 0)
     t0 = time.perf_counter()
