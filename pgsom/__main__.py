@@ -133,13 +133,15 @@ def cmd_bench(args) -> int:
     report = run_bench(methods, args.seeds, args.episodes, args.ref_runs, args.table1, args.table1_seeds)
     text = format_markdown(report)
     print(text)
-    from pgsom.store import replace_between_markers, write_text_atomic
+    from pgsom.report import update_readme
+    from pgsom.store import write_text_atomic
 
     if args.markdown is not None:
         write_text_atomic(args.markdown, text + "\n")
     if args.readme is not None:
         command = " ".join(["python -m pgsom", *args.argv])
-        replace_between_markers(args.readme, "PERFORMANCE", performance_section(text, command))
+        update_readme(args.readme, performance_section(text, command),
+                      "<!-- BEGIN PERFORMANCE -->", "<!-- END PERFORMANCE -->")
     return 0
 
 

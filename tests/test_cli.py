@@ -42,8 +42,10 @@ def test_bad_arguments_are_named(tmp_path):
 
 
 def test_bench_prints_both_throughputs_and_their_ratio(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- BEGIN PERFORMANCE -->\nold\n<!-- END PERFORMANCE -->\ntail\n")
     out = _run("bench", "--methods", "pg,rk", "--seeds", "4", "--episodes", "2", "--markdown", str(tmp_path / "b.md"),
-               cwd=tmp_path)
+               "--readme", str(readme), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| pg") or line.startswith("| rk")]
     assert len(rows) == 2
@@ -51,3 +53,6 @@ def test_bench_prints_both_throughputs_and_their_ratio(tmp_path):
     batched, sequential, ratio = float(cells[2]), float(cells[3]), float(cells[4].rstrip("x"))
     assert abs(batched / sequential - ratio) <= 0.5 + 0.01 * ratio
     assert (tmp_path / "b.md").read_text().strip() == out.stdout.strip()
+    text = readme.read_text()
+    assert "old" not in text and rows[0] in text and text.endswith("<!-- END PERFORMANCE -->\ntail\n")
+    assert "python -m pgsom bench --methods pg,rk --seeds 4 --episodes 2" in text
