@@ -75,7 +75,8 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          "paper/curves.csv"),
         ((("paper/table1.csv", "paper/table1.md", "paper/table1.tex"),
           "Table 1: final-episode return per variant (paper's 12, adam, npg, clip attribution "
-          "rows), per protocol n, mean, std, 95% t CI, beside the paper's mean and std"),
+          "rows, the paper's likely versions rk+reuse and hessian+surrogate), per protocol n, mean, "
+          "std, 95% t CI, beside the paper's mean and std"),
          (("paper/final_returns.csv",),
           "one row per (protocol, variant, seed): final-episode return, eval return, episodes "
           "to reach 200 and 400 (empty if never), diverged"),
