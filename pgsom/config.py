@@ -25,6 +25,7 @@ Choices the paper leaves open, and where each default comes from (SPEC section 2
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +57,10 @@ def _check_choice(name: str, value: Any, allowed: tuple) -> None:
 
 
 def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or not (value >= 0 if allow_zero else value > 0) or value != value:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (value >= 0 if allow_zero else value > 0):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
 
 def _check_unit(name: str, value: float, *, closed_low: bool = True) -> None:
@@ -111,7 +112,9 @@ class AlgoConfig:
     rk_stage: str = "fresh"
     """RK second stage: ``fresh`` episodes at theta~ or ``reuse`` the first episode."""
     npg_damping: float = 0.1
-    """lambda in (F + lambda I)^-1 g for npg."""
+    """lambda in (F + lambda I)^-1 g for npg. F is the *mean* of s_t s_t^T over the episode's
+    steps while g is the *sum* of A_t s_t (as for every method), so the step grows with the
+    episode length like the REINFORCE step does; lambda is on the scale of one step's Fisher."""
     npg_cg_iters: int = 10
     """Conjugate-gradient iterations for the damped Fisher solve."""
     fisher: str = "empirical"
@@ -129,7 +132,7 @@ class AlgoConfig:
             raise ValueError(f"baseline must be True or False, got {self.baseline!r}")
         _check_unit("baseline_decay", self.baseline_decay)
         _check_choice("returns", self.returns, ("reward_to_go", "total"))
-        if not (isinstance(self.gamma, (int, float)) and 0 < self.gamma <= 1):
+        if not (isinstance(self.gamma, (int, float)) and not isinstance(self.gamma, bool) and 0 < self.gamma <= 1):
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
         if not isinstance(self.standardize, bool):
             raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
@@ -141,19 +144,38 @@ class AlgoConfig:
         _check_choice("second_moment", self.second_moment, ("square", "abs"))
         _check_choice("rk_stage", self.rk_stage, ("fresh", "reuse"))
         _check_positive("npg_damping", self.npg_damping)
-        if not (isinstance(self.npg_cg_iters, int) and self.npg_cg_iters >= 1):
+        if not (isinstance(self.npg_cg_iters, int) and not isinstance(self.npg_cg_iters, bool) and self.npg_cg_iters >= 1):
             raise ValueError(f"npg_cg_iters must be an int >= 1, got {self.npg_cg_iters!r}")
         _check_choice("fisher", self.fisher, ("empirical", "expected"))
+        self._reject_options_of_other_methods()
+        if self.returns == "total" and self.standardize and not self.baseline:
+            raise ValueError(
+                "returns='total' with standardize=True and no baseline makes every advantage "
+                "(R - mean R) / std = 0: set standardize=False (--raw-returns) or baseline=True"
+            )
+
+    def _reject_options_of_other_methods(self) -> None:
+        """A non-default option of another method would change nothing but the cache key."""
+        defaults = {f.name: f.default for f in dataclasses.fields(AlgoConfig)}
+        owners = {
+            "rk": ("rk_stage",),
+            "hessian": ("hessian_estimator", "hessian_terms", "second_moment"),
+            "npg": ("npg_damping", "npg_cg_iters", "fisher"),
+        }
+        moments = ("beta1", "beta2", "eps")
+        for method, names in owners.items():
+            for name in names:
+                if self.method != method and getattr(self, name) != defaults[name]:
+                    raise ValueError(f"{name} applies to method {method!r} only, got method {self.method!r}")
+        if self.method not in ("adam", "hessian"):
+            for name in moments:
+                if getattr(self, name) != defaults[name]:
+                    raise ValueError(f"{name} applies to methods 'adam' and 'hessian' only, got method {self.method!r}")
 
     @property
     def effective_lr(self) -> float:
         """The step size actually used: lr * lr_scale."""
         return self.lr * self.lr_scale
-
-    @property
-    def stages(self) -> int:
-        """Gradient evaluations per parameter update (2 for Heun's RK2)."""
-        return 2 if self.method == "rk" else 1
 
     @property
     def episodes_per_update(self) -> int:

@@ -69,7 +69,9 @@ def compute_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float, kin
     if gamma >= 0.5:
         # G_t = gamma^-t sum_{t'>=t} gamma^t' r_t': a sequential scan, exact in float64 range for
         # T <= 1000 (0.5^1000 ~ 1e-301); smaller gammas use the recursion below.
-        disc = gamma ** torch.arange(r.shape[1], dtype=torch.float64)
+        # Python's float power per index: the same bits for step t whatever the padded length T
+        # (torch's vectorised pow rounds the tail of a vector differently from its body).
+        disc = torch.tensor([gamma**k for k in range(r.shape[1])], dtype=torch.float64)
         return (r * disc).flip(1).cumsum(1).flip(1) / disc * mask
     out = torch.zeros_like(r)
     running = torch.zeros(r.shape[0], dtype=torch.float64)

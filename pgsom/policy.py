@@ -185,13 +185,6 @@ def logits_jvp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, tangent: tor
     return dpre
 
 
-@torch.no_grad()
-def action_probs(spec: PolicySpec, theta: torch.Tensor, obs: np.ndarray) -> np.ndarray:
-    """``(R, A)`` action probabilities for one observation per run (acting)."""
-    x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).unsqueeze(1)
-    return torch.softmax(forward(spec, theta, x).logits[:, 0], dim=-1).numpy()
-
-
 def sample_actions(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Inverse-CDF sampling: action = number of cumulative probabilities below ``u``.
 

@@ -47,7 +47,9 @@ TRAINING_MODULES = ("config.py", "envs.py", "policy.py", "estimators.py", "trans
 """Modules whose source is hashed into the cache key (a change to them retrains)."""
 
 RESULT_FIELDS = {
-    "episode_return": "return of each training episode (NaN after divergence)",
+    "episode_return": "return of each training episode (NaN after divergence); for rk with fresh "
+                      "second stages every second episode (the last one too) is played at the probe "
+                      "point theta~, the sample of k2",
     "episode_length": "steps of each training episode",
     "env_steps": "cumulative environment steps after each training episode",
     "grad_norm": "norm of the (first) gradient estimate computed from each episode, before clipping",
@@ -305,7 +307,7 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
             idx = g.index
             norm, clipped, diverged = g.learn(_select(batch, idx), [streams[i].probes for i in idx], alive_t[idx])
             rows = idx.numpy()
-            out["grad_norm"][rows, ep] = norm.double().numpy()
+            out["grad_norm"][rows, ep] = np.where(alive[rows], norm.double().numpy(), np.nan)
             out["clipped"][rows, ep] = clipped.numpy()
             out["update_seconds"][rows, ep] = time.perf_counter() - t0
             for i in rows[diverged.numpy()]:
@@ -365,10 +367,18 @@ def train_runs(runs: Sequence[RunSpec], progress: bool | str = False) -> list[di
 
 
 def training_source_version() -> str:
+    """Hash of the training modules' source and of the libraries that compute the numbers
+    (python, numpy, torch, gymnasium): a lock-file upgrade retrains rather than reusing runs."""
+    import hashlib
+    import platform
+
+    import gymnasium
+
     from pgsom.store import source_version
 
     here = Path(__file__).parent
-    return source_version([here / m for m in TRAINING_MODULES])
+    libraries = f"python {platform.python_version()} numpy {np.__version__} torch {torch.__version__} gymnasium {gymnasium.__version__}"
+    return hashlib.sha256(f"{source_version([here / m for m in TRAINING_MODULES])} {libraries}".encode()).hexdigest()
 
 
 def run_key(run: RunSpec, code_version: str | None = None) -> str:
@@ -410,6 +420,10 @@ def run_sweep(
     """
     if not (isinstance(n_seeds, int) and n_seeds >= 1):
         raise ValueError(f"n_seeds must be an int >= 1, got {n_seeds!r}")
+    if not (isinstance(runs_per_shard, int) and runs_per_shard >= 1):
+        raise ValueError(f"runs_per_shard must be an int >= 1, got {runs_per_shard!r}")
+    if max_workers is not None and not (isinstance(max_workers, int) and max_workers >= 1):
+        raise ValueError(f"max_workers must be an int >= 1 or None (every core), got {max_workers!r}")
     if not variants:
         raise ValueError("variants must name at least one variant")
     runs = [RunSpec(name, cfg, i, root_seed) for name, cfg in variants.items() for i in range(n_seeds)]

@@ -73,10 +73,6 @@ def _unit(name: str, value: float) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
-def identity() -> Transform:
-    return Transform(lambda params: EmptyState(), lambda u, state, info: (u, state))
-
-
 def scale(step_size: float) -> Transform:
     """u -> step_size * u (ascent: the increment has the direction's sign)."""
     _positive("step_size", step_size)

@@ -34,7 +34,7 @@ def test_bad_arguments_are_named(tmp_path):
     neg = _run("train", "--method", "pg", "--episodes", "-3", cwd=tmp_path)
     assert neg.returncode == 2 and "expected a positive integer, got -3" in neg.stderr
     lr = _run("train", "--method", "pg", "--lr", "-0.1", "--episodes", "2", "--no-cache", cwd=tmp_path)
-    assert lr.returncode == 2 and "lr must be a number > 0" in lr.stderr
+    assert lr.returncode == 2 and "lr must be a finite number > 0" in lr.stderr
     rk = _run("train", "--method", "rk", "--episodes", "3", "--no-cache", cwd=tmp_path)
     assert rk.returncode == 2 and "multiple of 2" in rk.stderr
     bench = _run("bench", "--methods", "pg,sgd", cwd=tmp_path)

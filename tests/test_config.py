@@ -9,12 +9,12 @@ from pgsom.config import AlgoConfig, RunConfig, table1_variants, variant
     "field, value, fragment",
     [
         ("method", "sgd", "method must be one of"),
-        ("lr", -0.1, "lr must be a number > 0"),
-        ("lr", 0.0, "lr must be a number > 0"),
-        ("lr", "0.1", "lr must be a number > 0"),
-        ("lr_scale", -2.0, "lr_scale must be a number > 0"),
-        ("clip_norm", 0.0, "clip_norm must be a number > 0"),
-        ("entropy_coef", -0.01, "entropy_coef must be a number >= 0"),
+        ("lr", -0.1, "lr must be a finite number > 0"),
+        ("lr", 0.0, "lr must be a finite number > 0"),
+        ("lr", "0.1", "lr must be a finite number > 0"),
+        ("lr_scale", -2.0, "lr_scale must be a finite number > 0"),
+        ("clip_norm", 0.0, "clip_norm must be a finite number > 0"),
+        ("entropy_coef", -0.01, "entropy_coef must be a finite number >= 0"),
         ("baseline", 1, "baseline must be True or False"),
         ("baseline_decay", 1.0, "baseline_decay must be in [0, 1)"),
         ("returns", "monte_carlo", "returns must be one of"),
@@ -22,12 +22,12 @@ from pgsom.config import AlgoConfig, RunConfig, table1_variants, variant
         ("gamma", 1.5, "gamma must be in (0, 1]"),
         ("beta1", 1.0, "beta1 must be in [0, 1)"),
         ("beta2", -0.1, "beta2 must be in [0, 1)"),
-        ("eps", 0.0, "eps must be a number > 0"),
+        ("eps", 0.0, "eps must be a finite number > 0"),
         ("hessian_estimator", "gauss_newton", "hessian_estimator must be one of"),
         ("hessian_terms", "both", "hessian_terms must be one of"),
         ("second_moment", "cube", "second_moment must be one of"),
         ("rk_stage", "twice", "rk_stage must be one of"),
-        ("npg_damping", -1.0, "npg_damping must be a number > 0"),
+        ("npg_damping", -1.0, "npg_damping must be a finite number > 0"),
         ("npg_cg_iters", 0, "npg_cg_iters must be an int >= 1"),
         ("fisher", "true", "fisher must be one of"),
     ],
@@ -100,3 +100,24 @@ def test_paper_likely_versions_are_options_of_their_method_only():
     with pytest.raises(ValueError, match="'surrogate' applies to method 'hessian' only"):
         variant("rk", "surrogate")
     assert list(table1_variants())[-2:] == ["rk+reuse", "hessian+surrogate"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"lr": float("inf")}, "lr must be a finite number > 0"),
+        ({"clip_norm": float("inf")}, "clip_norm must be a finite number > 0"),
+        ({"gamma": True}, "gamma must be in"),
+        ({"method": "npg", "npg_cg_iters": True}, "npg_cg_iters must be an int >= 1"),
+        ({"method": "pg", "rk_stage": "reuse"}, "rk_stage applies to method 'rk' only"),
+        ({"method": "adam", "hessian_terms": "surrogate"}, "hessian_terms applies to method 'hessian' only"),
+        ({"method": "rk", "npg_damping": 1.0}, "npg_damping applies to method 'npg' only"),
+        ({"method": "pg", "beta2": 0.9}, "beta2 applies to methods 'adam' and 'hessian' only"),
+        ({"returns": "total"}, "makes every advantage"),
+    ],
+)
+def test_values_that_would_change_nothing_or_break_training_are_refused(kwargs, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        AlgoConfig(**kwargs)
+    AlgoConfig(returns="total", standardize=False)
+    AlgoConfig(returns="total", baseline=True)

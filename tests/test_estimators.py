@@ -170,3 +170,35 @@ def test_damped_conjugate_gradient_solves_the_system():
     torch.testing.assert_close(x, torch.linalg.solve(fisher + 0.1 * torch.eye(d), rhs))
     zero = est.damped_solve(lambda v: v, torch.zeros(1, d), 0.1, iters=3)
     assert torch.equal(zero, torch.zeros(1, d))
+
+
+@pytest.mark.parametrize("gamma", [0.99, 1.0, 0.3])
+def test_every_estimate_is_bitwise_invariant_to_extra_padding(gamma):
+    """The batch decides how far episodes are padded (its longest episode); a run's numbers must
+    not change with it: compare padding to 250 and to 500 steps, float32 as in training (torch's
+    vectorised pow gives gamma**245 other last bits in a 250-vector than in a 500-vector)."""
+    g = torch.Generator().manual_seed(5)
+    spec = PolicySpec(4, 2, (16,))
+    theta = init_params(spec, [np.random.default_rng(r) for r in range(4)])
+    lengths = torch.tensor([248, 250, 7, 246])
+    long_t = 500
+    mask = torch.arange(long_t)[None] < lengths[:, None]
+    obs = (torch.randn(4, long_t, 4, generator=g) * mask[..., None]).float()
+    actions = torch.randint(0, 2, (4, long_t), generator=g) * mask
+    batch = est.EpisodeBatch(obs, actions, mask.float(), mask)
+    short = est.EpisodeBatch(*(x[:, :250] for x in batch))
+    base = est.update_baseline(est.init_baseline(4, long_t), torch.rand(4, long_t, generator=g, dtype=torch.float32),
+                               mask, 0.9)
+
+    def estimates(b):
+        t = b.mask.shape[1]
+        returns = est.compute_returns(b.rewards, b.mask, gamma, "reward_to_go")
+        adv = est.compute_advantages(returns, b.mask, est.baseline_value(base)[:, :t], standardize=True)
+        grad = est.policy_gradient(spec, theta, b, adv, entropy_coef=0.01, with_score_sum=True)
+        h = est.diag_hessian(spec, theta, b, adv, grad)
+        fv = est.fisher_vector_product(spec, theta, b)(grad.g)
+        new_base = est.update_baseline(base, returns, b.mask, 0.9)
+        return [returns[:, :250], adv[:, :250], grad.g, grad.score_sum, h, fv, *new_base]
+
+    for a, b in zip(estimates(batch), estimates(short)):
+        assert torch.equal(a, b)
