@@ -461,8 +461,7 @@ def _train_missing(todo, store, version, executor, max_workers, runs_per_shard, 
     bar = tqdm(total=total, desc=f"runs ({len(shards)} shards)", disable=not progress, unit="run")
     try:
         if pool is None:
-            pending = [(shard, None) for shard in shards]
-            for k, (shard, _) in enumerate(pending):
+            for k, shard in enumerate(shards):
                 label = f"shard {k + 1}/{len(shards)}" if progress else False
                 _finish(shard, train_runs(shard, label), store, version, done, bar)
         else:
