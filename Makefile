@@ -5,8 +5,16 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+KERNEL_JSON := $(VENV)/share/jupyter/kernels/python3/kernel.json
+KERNEL_ENV := $(VENV)/.kernel-env
 
-.PHONY: all test reproduce quick bench lab clean clean-cache venv
+# Portable numerics (pgsom/numerics.py, PORTABLE_ENV): exported to every recipe below and to
+# everything it starts (papermill kernels, spawn workers, pytest), before numpy, torch or MKL
+# initialise. Nothing is exported when the shell asks for PGSOM_NUMERICS=native.
+NUMERICS_ENV := $(shell $(PYTHON) pgsom/numerics.py --make 2>/dev/null || python3 pgsom/numerics.py --make)
+$(foreach kv,$(NUMERICS_ENV),$(eval export $(kv)))
+
+.PHONY: all test reproduce quick verify bench lab clean clean-cache venv
 
 all: test
 
@@ -20,19 +28,28 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
-test: $(STAMP)
+# the venv's python3 kernel carries the portable numerics in its kernel.json (JupyterLab too)
+$(KERNEL_ENV): $(STAMP) pgsom/numerics.py
+	$(PY) pgsom/numerics.py --install-kernel $(KERNEL_JSON)
+	touch $(KERNEL_ENV)
+
+test: $(KERNEL_ENV)
 	$(PY) -m pytest -q
 
-reproduce: $(STAMP)
+reproduce: $(KERNEL_ENV)
 	$(PY) -m pgsom.pipeline --profile full
 
-quick: $(STAMP)
+quick: $(KERNEL_ENV)
 	$(PY) -m pgsom.pipeline --profile quick
 
-bench: $(STAMP)
+# cold rebuild into results/verify/ and a byte comparison with the committed outputs
+verify: $(KERNEL_ENV)
+	$(PY) -m pgsom.verify
+
+bench: $(KERNEL_ENV)
 	$(PY) -m pgsom bench
 
-lab: $(STAMP)
+lab: $(KERNEL_ENV)
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:

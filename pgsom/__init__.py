@@ -1,10 +1,17 @@
 """pgsom: the reproducible artifact for "Policy Gradient with Second-Order Momentum (PG-SOM)".
 
-One module per concern (SPEC section 7): ``config`` (frozen run configs), ``envs`` (CartPole,
-tested against gymnasium), ``policy`` (softmax MLP stacked over runs), ``estimators``
-(returns, gradient, diag-Hessian, Fisher), ``transforms`` (update rules), ``runner`` (batched
-training, sharding, caching), ``store`` (results cache), ``stats``, ``exact_mdp``, ``plots``,
-``report``.
+One module per concern: ``config`` (frozen run configs), ``envs`` (CartPole, tested against
+gymnasium), ``policy`` (softmax MLP stacked over runs), ``estimators`` (returns, gradient,
+diag-Hessian, Fisher), ``transforms`` (update rules), ``runner`` (batched training, sharding,
+caching), ``store`` (results cache), ``numerics`` (the portable numerics mode), ``stats``,
+``exact_mdp``, ``plots``, ``report``, ``verify``.
+
+Importing pgsom first sets the portable numerics mode for numpy, torch and MKL (see
+:mod:`pgsom.numerics`); it must stay free of heavy imports.
 """
+
+from pgsom import numerics as _numerics
+
+_numerics.apply()
 
 __version__ = "0.1.0"

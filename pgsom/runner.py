@@ -356,9 +356,25 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def train_runs(runs: Sequence[RunSpec], progress: bool | str = False) -> list[dict[str, np.ndarray]]:
-    """Train ``runs`` in this process with one torch thread (the shard worker)."""
+class NumericsMismatch(RuntimeError):
+    """A worker computes under other numerics than the driver that sent it work."""
+
+
+def train_runs(runs: Sequence[RunSpec], progress: bool | str = False,
+               expected_numerics: str | None = None) -> list[dict[str, np.ndarray]]:
+    """Train ``runs`` in this process with one torch thread (the shard worker).
+
+    ``expected_numerics``: the driver's :func:`pgsom.numerics.signature`; a worker whose own
+    differs refuses the shard (its runs would be cached under the driver's key)."""
+    from pgsom import numerics
+
     torch.set_num_threads(1)
+    if expected_numerics is not None and numerics.signature() != expected_numerics:
+        raise NumericsMismatch(
+            f"worker (pid {os.getpid()}) computes under numerics {numerics.signature()!r}, the driver "
+            f"under {expected_numerics!r}: start the workers in the same mode (export the variables "
+            "of pgsom.numerics.PORTABLE_ENV before they start, or PGSOM_NUMERICS=native on both)")
+    numerics.warn_if_outside()
     _keep_freed_memory()
     return make_train(runs, progress=progress)()
 
@@ -367,18 +383,22 @@ def train_runs(runs: Sequence[RunSpec], progress: bool | str = False) -> list[di
 
 
 def training_source_version() -> str:
-    """Hash of the training modules' source and of the libraries that compute the numbers
-    (python, numpy, torch, gymnasium): a lock-file upgrade retrains rather than reusing runs."""
+    """Hash of the training modules' source, of the libraries that compute the numbers
+    (python, numpy, torch, gymnasium) and of the numerics mode (:func:`pgsom.numerics.signature`):
+    a lock-file upgrade retrains rather than reusing runs, and a run computed natively on one
+    CPU is never served as a portable one (or as a native run of another CPU)."""
     import hashlib
     import platform
 
     import gymnasium
 
+    from pgsom import numerics
     from pgsom.store import source_version
 
     here = Path(__file__).parent
     libraries = f"python {platform.python_version()} numpy {np.__version__} torch {torch.__version__} gymnasium {gymnasium.__version__}"
-    return hashlib.sha256(f"{source_version([here / m for m in TRAINING_MODULES])} {libraries}".encode()).hexdigest()
+    text = f"{source_version([here / m for m in TRAINING_MODULES])} {libraries} {numerics.signature()}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def run_key(run: RunSpec, code_version: str | None = None) -> str:
@@ -428,6 +448,9 @@ def run_sweep(
         raise ValueError("variants must name at least one variant")
     runs = [RunSpec(name, cfg, i, root_seed) for name, cfg in variants.items() for i in range(n_seeds)]
     version = training_source_version()
+    from pgsom import numerics
+
+    numerics.warn_if_outside()
     results: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     todo = []
     for r in runs:
@@ -456,6 +479,9 @@ def _train_missing(todo, store, version, executor, max_workers, runs_per_shard, 
         shards += plan_shards(group, n_shards)
     own = executor is None and len(shards) > 1 and workers > 1
     pool = _default_executor(min(workers, len(shards))) if own else executor
+    from pgsom import numerics
+
+    expected = numerics.signature()
     done: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     total = sum(len(s) for s in shards)
     bar = tqdm(total=total, desc=f"runs ({len(shards)} shards)", disable=not progress, unit="run")
@@ -463,9 +489,9 @@ def _train_missing(todo, store, version, executor, max_workers, runs_per_shard, 
         if pool is None:
             for k, shard in enumerate(shards):
                 label = f"shard {k + 1}/{len(shards)}" if progress else False
-                _finish(shard, train_runs(shard, label), store, version, done, bar)
+                _finish(shard, train_runs(shard, label, expected), store, version, done, bar)
         else:
-            futures = {pool.submit(train_runs, shard, False): shard for shard in shards}
+            futures = {pool.submit(train_runs, shard, False, expected): shard for shard in shards}
             for fut in cf.as_completed(futures):
                 _finish(futures[fut], fut.result(), store, version, done, bar)
     finally:

@@ -163,9 +163,12 @@ def environment_info() -> dict[str, Any]:
     package and ``git_dirty`` whether tracked files differ from it; both are None outside
     a git checkout. Never raises.
     """
+    from pgsom import numerics
+
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no") if commit else None
     return {
+        "numerics": numerics.provenance(machine=True),
         "python": platform.python_version(),
         "numpy": np.__version__,
         "torch": _version("torch"),
