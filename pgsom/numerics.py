@@ -262,7 +262,7 @@ def provenance(machine: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {
         "numerics_mode": mode(),
         "numerics_settings": dict(PORTABLE_ENV) if not st["problems"] else st["effective"],
-        "guarantee": "byte-identical on x86-64 CPUs with " + " and ".join(REQUIRED_CPU_FLAGS).upper()
+        "guarantee": "byte-identical on x86-64 CPUs with " + " and ".join(f.upper() for f in REQUIRED_CPU_FLAGS)
                      + " (AMD EPYC, Intel Xeon) in the portable mode",
         "python": platform.python_version(),
         "libraries": {n: version(n) for n in ("numpy", "torch", "gymnasium", "scipy", "pandas", "matplotlib")},

@@ -268,6 +268,7 @@ def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
         files = _check_outputs(spec, out_root, t0)
         written += files + [target]
         log(f"  done in {time.time() - t0:.0f} s: {len(files)} outputs checked")
+    written += write_provenance(out_root)
     if prof.update_readme and out_root.resolve() == REPO_ROOT.resolve():
         from pgsom.report import update_readme
 
@@ -278,6 +279,22 @@ def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
         log(f"README.md generated section {'updated' if changed else 'unchanged'}")
     log(f"pipeline {profile}: {len(selected)} notebooks in {time.time() - t_start:.0f} s")
     return written
+
+
+def write_provenance(out_root: Path) -> list[Path]:
+    """Record how the outputs were computed: ``paper/provenance.json`` (numerics mode, its
+    settings, library versions: the same on every covered machine, so it is compared by
+    ``make verify``) and ``paper/notebooks/provenance.json`` (that plus this machine's CPU
+    model and flags, beside the executed notebooks, which are a per-machine record)."""
+    from pgsom import numerics
+    from pgsom.store import write_text_atomic
+
+    def dump(data) -> str:
+        return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+    return [write_text_atomic(out_root / "paper" / "provenance.json", dump(numerics.provenance(machine=False))),
+            write_text_atomic(out_root / "paper" / "notebooks" / "provenance.json",
+                              dump(numerics.provenance(machine=True)))]
 
 
 def _parse_value(text: str) -> Any:
