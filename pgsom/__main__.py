@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pgsom.config import METHODS, RunConfig, variant
+from pgsom.envs import BACKENDS
 
 
 def _positive_int(text: str) -> int:
@@ -44,7 +45,8 @@ def _train_parser(sub) -> None:
     p.add_argument("--hessian-estimator", choices=("exact", "hutchinson"), default=None)
     p.add_argument("--hessian-terms", choices=("full", "surrogate"), default=None)
     p.add_argument("--rk-stage", choices=("fresh", "reuse"), default=None)
-    p.add_argument("--backend", choices=("fast", "gymnasium"), default="fast")
+    p.add_argument("--backend", choices=BACKENDS, default="fused",
+                   help="fused: compiled kernel (default); fast: numpy env + torch reference; gymnasium")
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
     p.add_argument("--out", type=Path, default=None, help="write runs.npz and summary.json here")
     p.add_argument("--cache-dir", type=Path, default=Path("results/cache"))

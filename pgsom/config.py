@@ -191,8 +191,11 @@ class RunConfig:
     """Update rule and stabilisers."""
     env_id: str = "CartPole-v1"
     """gymnasium environment id."""
-    backend: str = "fast"
-    """``fast`` numpy CartPole (tested equal to gymnasium) or ``gymnasium`` itself."""
+    backend: str = "fused"
+    """``fused``: the compiled kernel (:mod:`pgsom.kernels.fused`: CartPole, policy and estimates
+    without a Python call per step; one hidden layer); ``fast``: numpy CartPole (tested equal to
+    gymnasium) with the torch closed-form estimators, the reference implementation; ``gymnasium``:
+    gymnasium's own env with the torch estimators."""
     hidden: tuple[int, ...] = (64,)
     """Hidden-layer widths of the tanh MLP softmax policy; () is a linear softmax."""
     episodes: int = 500
@@ -226,6 +229,12 @@ class RunConfig:
                 "hessian_estimator='exact' supports hidden=() or one hidden layer; "
                 f"got hidden={hidden!r}: use hessian_estimator='hutchinson'"
             )
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        if self.backend == "fused" and len(self.hidden) != 1:
+            raise ValueError(f"backend='fused' supports one hidden layer, got hidden={self.hidden!r}: "
+                             "use backend='fast' (the torch reference) for other architectures")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (the cache key's config part)."""

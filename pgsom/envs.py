@@ -30,8 +30,11 @@ from gymnasium.utils import seeding
 ENV_IDS = ("CartPole-v1",)
 """Environments the runner knows; CartPole-v1 is the paper's benchmark."""
 
-BACKENDS = ("fast", "gymnasium")
-"""``fast``: :class:`CartPoleBatch`; ``gymnasium``: :class:`GymnasiumBatch` (the reference)."""
+BACKENDS = ("fused", "fast", "gymnasium")
+"""``fused`` (default): the compiled kernel :mod:`pgsom.kernels.fused` steps :class:`CartPoleBatch`'s
+states and computes the estimates; ``fast``: :class:`CartPoleBatch` in numpy with the torch
+estimators (the reference implementation); ``gymnasium``: :class:`GymnasiumBatch` (the reference
+environment) with the torch estimators."""
 
 
 class StepResult(NamedTuple):
@@ -157,7 +160,7 @@ def make_batch(env_id: str, seeds: Sequence[int], backend: str = "fast"):
     """Build ``len(seeds)`` seeded copies of ``env_id`` with the chosen backend."""
     if env_id not in ENV_IDS:
         raise ValueError(f"env_id must be one of {ENV_IDS}, got {env_id!r}")
-    if backend == "fast":
+    if backend in ("fast", "fused"):
         return CartPoleBatch(seeds)
     if backend == "gymnasium":
         return GymnasiumBatch(seeds, env_id)

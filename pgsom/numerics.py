@@ -24,6 +24,9 @@ numpy SIMD loops          ``np.exp`` / ``np.log`` float64 (X86_V4)     ``NPY_DIS
 OpenBLAS (numpy linalg)   ``A @ B`` and ``solve`` float64 / float32    ``OPENBLAS_CORETYPE=Haswell``
                           (SkylakeX vs Haswell kernels)               (AVX2+FMA kernels, on both kinds)
 oneDNN                    nothing measured on our paths               ``ONEDNN_MAX_CPU_ISA=AVX2``
+numba (the fused kernel)  the host's vector ISA (zmm on AVX-512)      ``NUMBA_CPU_NAME=haswell`` with its
+                          (no fast-math: no reassociation, no FMA)    features listed: one instruction
+                                                                      set on every machine
 threads                   MKL's CNR holds for a fixed thread count    ``MKL_NUM_THREADS=1``,
                                                                       ``OMP_NUM_THREADS=1``
 glibc libm                ``math.sin``/``np.sin``/``math.exp`` pick   not pinnable by a variable: the
@@ -73,6 +76,9 @@ PORTABLE_ENV: Mapping[str, str] = {
     "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fsgsbase,+lzcnt,+mmx,+movbe,"
+                          "+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave",
 }
 """The variables of the portable mode (see the module docstring for why each one)."""
 

@@ -43,8 +43,34 @@ from pgsom.envs import make_batch
 from pgsom.policy import PolicySpec, init_params, pad_time, sample_actions, unflatten
 from pgsom.transforms import UpdateInfo, make_rule
 
-TRAINING_MODULES = ("config.py", "envs.py", "policy.py", "estimators.py", "transforms.py", "runner.py")
-"""Modules whose source is hashed into the cache key (a change to them retrains)."""
+def training_modules() -> list[Path]:
+    """The modules whose source is hashed into the cache key (a change to them retrains): this
+    module and every ``pgsom`` module it imports, transitively, found by reading their import
+    statements (so a new training module joins the key without a list to keep in sync)."""
+    import ast
+
+    root = Path(__file__).resolve().parent
+    todo, seen = [Path(__file__).resolve()], set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pgsom":
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.split(".")[0] == "pgsom"]
+            for name in names:
+                parts = name.split(".")[1:]
+                if not parts:
+                    continue
+                rel = Path(*parts)
+                for cand in (root / rel.with_suffix(".py"), root / rel / "__init__.py"):
+                    if cand.is_file():
+                        todo.append(cand.resolve())
+    return sorted(seen)
 
 RESULT_FIELDS = {
     "episode_return": "return of each training episode (NaN after divergence); for rk with fresh "
@@ -163,6 +189,42 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
                               for a in (obs_buf, act_buf, rew_buf, mask)))
 
 
+class FusedBuffers:
+    """Per-run episode storage of the fused kernel (:mod:`pgsom.kernels.fused`), reused every
+    round: observations, hidden activations, logits and actions of the last episode; steps
+    beyond an episode's length stay zero."""
+
+    def __init__(self, spec: PolicySpec, n: int, horizon: int):
+        if len(spec.hidden) != 1:
+            raise ValueError(f"the fused kernel supports one hidden layer, got {spec.hidden}")
+        self.obs = np.zeros((n, horizon, spec.obs_size), np.float32)
+        self.act = np.zeros((n, horizon, spec.hidden[0]), np.float32)
+        self.logits = np.zeros((n, horizon, spec.n_actions), np.float32)
+        self.actions = np.zeros((n, horizon), np.int64)
+        self.lengths = np.zeros(n, np.int64)
+        self.prev = np.zeros(n, np.int64)
+
+
+def _cartpole_consts(env) -> np.ndarray:
+    return np.array([env._gravity, env._masspole, env._total_mass, env._length, env._polemass_length,
+                     env._force_mag, env._tau, env._x_threshold, env._theta_threshold], np.float64)
+
+
+def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, active: np.ndarray,
+                  buf: FusedBuffers) -> est.EpisodeBatch:
+    """:func:`rollout` by the compiled kernel: the same episodes (gymnasium's resets, the
+    kernel's CartPole steps and float32 policy), stored in ``buf`` for the learning side."""
+    from pgsom.kernels import fused
+
+    env.reset(active)
+    fused.rollout(theta.detach().numpy(), env.state, uniforms, active, spec.hidden[0], _cartpole_consts(env),
+                  env.max_episode_steps, buf.obs, buf.act, buf.logits, buf.actions, buf.lengths, buf.prev)
+    steps = min(pad_time(int(buf.lengths.max(initial=0))), env.max_episode_steps)
+    mask = np.arange(steps)[None, :] < buf.lengths[:, None]
+    return est.EpisodeBatch(torch.from_numpy(buf.obs[:, :steps]), torch.from_numpy(buf.actions[:, :steps]),
+                            torch.from_numpy(mask.astype(np.float32)), torch.from_numpy(mask))
+
+
 def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
     return est.EpisodeBatch(*(x[index] for x in batch))
 
@@ -179,6 +241,7 @@ class VariantGroup:
     index: torch.Tensor  # positions of the group's runs in the batch
     theta: torch.Tensor
     horizon: int
+    fused: FusedBuffers | None = None  # the kernel's episode storage (backend "fused")
     rule: object = field(init=False)
     state: object = field(init=False)
     baseline: est.BaselineState = field(init=False)
@@ -188,8 +251,58 @@ class VariantGroup:
         self.state = self.rule.init(self.theta[self.index])
         self.baseline = est.init_baseline(len(self.index), self.horizon)
 
-    def _evaluate(self, theta, batch, adv, probes) -> tuple[torch.Tensor, UpdateInfo]:
+    def _evaluate_fused(self, theta, batch, adv, probes, at_episode: bool) -> tuple[torch.Tensor, UpdateInfo]:
+        """:meth:`_evaluate` by the compiled kernel. ``at_episode``: ``theta`` is the parameter
+        the episode was played with (its stored activations serve); otherwise (RK's reused
+        second stage) the kernel recomputes them at ``theta``."""
+        from pgsom.kernels import fused
+
+        algo, buf = self.algo, self.fused
+        rows = self.index.numpy().astype(np.int64)
+        th = np.ascontiguousarray(theta.detach().numpy())
+        n, d = th.shape
+        if at_episode:
+            act, logits, arows = buf.act, buf.logits, rows
+        else:
+            act = np.zeros((n, buf.act.shape[1], buf.act.shape[2]), np.float32)
+            logits = np.zeros((n, buf.logits.shape[1], buf.logits.shape[2]), np.float32)
+            fused.forward(th, buf.obs, buf.lengths, rows, act, logits)
+            arows = np.arange(n, dtype=np.int64)
+        hessian = algo.method == "hessian"
+        exact = hessian and algo.hessian_estimator == "exact"
+        want_score = hessian and algo.hessian_terms == "full"
+        g, g_ret = np.empty((n, d), np.float32), np.empty((n, d), np.float32)
+        score = np.empty((n, d) if want_score else (0, d), np.float32)
+        hess = np.empty((n, d) if exact else (0, d), np.float32)
+        a = np.ascontiguousarray(adv.numpy(), dtype=np.float32)
+        fused.estimates(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows, a,
+                        float(algo.entropy_coef), want_score, exact, g, g_ret, score, hess)
+        info = UpdateInfo()
+        if hessian:
+            if exact:
+                h = torch.from_numpy(hess)
+            else:  # Hutchinson's autograd Hessian-vector product stays on the torch path
+                probe = torch.from_numpy(np.stack([2.0 * p.integers(0, 2, d) - 1 for p in probes])).to(theta.dtype)
+                h = est.surrogate_diag_hessian_hutchinson(self.spec, theta, batch, adv, probe)
+            if want_score:
+                h = h + torch.from_numpy(g_ret) * torch.from_numpy(score)
+            info = UpdateInfo(hessian=h)
+        elif algo.method == "npg":
+            expected = algo.fisher == "expected"
+
+            def fvp(v: torch.Tensor) -> torch.Tensor:
+                out = np.empty((n, d), np.float32)
+                fused.fisher_vector_product(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows,
+                                            np.ascontiguousarray(v.numpy(), dtype=np.float32), expected, out)
+                return torch.from_numpy(out)
+
+            info = UpdateInfo(fvp=fvp)
+        return torch.from_numpy(g), info
+
+    def _evaluate(self, theta, batch, adv, probes, at_episode: bool = True) -> tuple[torch.Tensor, UpdateInfo]:
         """Gradient estimate at ``theta`` on ``batch`` and what the rule needs besides it."""
+        if self.fused is not None:
+            return self._evaluate_fused(theta, batch, adv, probes, at_episode)
         algo = self.algo
         full = algo.method == "hessian" and algo.hessian_terms == "full"
         fwd = est.policy_forward(self.spec, theta, batch)
@@ -212,7 +325,7 @@ class VariantGroup:
 
         Every sum over time in the closed-form estimators is padding-invariant; Hutchinson's
         autograd Hessian-vector product is not, so it keeps the full horizon."""
-        if self.algo.method == "hessian" and self.algo.hessian_estimator == "hutchinson":
+        if self.algo.method == "hessian" and self.algo.hessian_estimator == "hutchinson" and self.fused is None:
             extra = self.horizon - batch.mask.shape[1]
             return est.EpisodeBatch(*(torch.nn.functional.pad(x, (0, 0) * (x.dim() - 2) + (0, extra))
                                       for x in batch))
@@ -230,7 +343,7 @@ class VariantGroup:
         inc, self.state = self.rule.update(g, self.state, info)
         new = theta + inc
         if algo.method == "rk" and algo.rk_stage == "reuse":
-            g2, info2 = self._evaluate(new, batch, adv, probes)
+            g2, info2 = self._evaluate(new, batch, adv, probes, at_episode=False)
             inc2, self.state = self.rule.update(g2, self.state, info2)
             new = new + inc2
         if algo.baseline:
@@ -282,7 +395,8 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
     spec = PolicySpec(env.observation_size, env.n_actions, first.hidden)
     horizon = env.max_episode_steps
     theta = init_params(spec, [s.init for s in streams])
-    groups = _make_groups(runs, spec, theta, horizon)
+    buf = FusedBuffers(spec, n, horizon) if first.backend == "fused" else None
+    groups = _make_groups(runs, spec, theta, horizon, buf)
 
     out = {
         "episode_return": np.full((n, episodes), np.nan),
@@ -297,7 +411,8 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
     bar = tqdm(range(episodes), desc=desc, disable=not progress, unit="ep", leave=False)
     for ep in bar:
         uniforms = np.stack([s.actions.random(horizon) for s in streams])
-        batch = rollout(spec, theta, env, uniforms, alive)
+        batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
+                 else rollout(spec, theta, env, uniforms, alive))
         lengths = batch.mask.sum(1).numpy()
         out["episode_length"][:, ep] = lengths
         out["episode_return"][alive, ep] = batch.rewards.double().sum(1).numpy()[alive]
@@ -320,11 +435,11 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
     return [{k: np.asarray(v[i]) for k, v in out.items()} for i in range(n)]
 
 
-def _make_groups(runs, spec, theta, horizon) -> list[VariantGroup]:
+def _make_groups(runs, spec, theta, horizon, buf=None) -> list[VariantGroup]:
     by_algo: dict[AlgoConfig, list[int]] = {}
     for i, r in enumerate(runs):
         by_algo.setdefault(r.config.algo, []).append(i)
-    return [VariantGroup(algo, spec, torch.tensor(ix), theta, horizon) for algo, ix in by_algo.items()]
+    return [VariantGroup(algo, spec, torch.tensor(ix), theta, horizon, buf) for algo, ix in by_algo.items()]
 
 
 def evaluate(spec: PolicySpec, theta: torch.Tensor, config: RunConfig, streams: Sequence[RunStreams],
@@ -335,9 +450,11 @@ def evaluate(spec: PolicySpec, theta: torch.Tensor, config: RunConfig, streams: 
     if config.eval_episodes == 0:
         return returns
     env = make_batch(config.env_id, [s.eval_env_seed for s in streams], config.backend)
+    buf = FusedBuffers(spec, n, env.max_episode_steps) if config.backend == "fused" else None
     for k in range(config.eval_episodes):
         uniforms = np.stack([s.eval_actions.random(env.max_episode_steps) for s in streams])
-        batch = rollout(spec, theta, env, uniforms, alive)
+        batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
+                 else rollout(spec, theta, env, uniforms, alive))
         returns[alive, k] = batch.rewards.double().sum(1).numpy()[alive]
     return returns
 
@@ -384,7 +501,7 @@ def train_runs(runs: Sequence[RunSpec], progress: bool | str = False,
 
 def training_source_version() -> str:
     """Hash of the training modules' source, of the libraries that compute the numbers
-    (python, numpy, torch, gymnasium) and of the numerics mode (:func:`pgsom.numerics.signature`):
+    (python, numpy, torch, gymnasium, numba) and of the numerics mode (:func:`pgsom.numerics.signature`):
     a lock-file upgrade retrains rather than reusing runs, and a run computed natively on one
     CPU is never served as a portable one (or as a native run of another CPU)."""
     import hashlib
@@ -396,8 +513,11 @@ def training_source_version() -> str:
     from pgsom.store import source_version
 
     here = Path(__file__).parent
-    libraries = f"python {platform.python_version()} numpy {np.__version__} torch {torch.__version__} gymnasium {gymnasium.__version__}"
-    text = f"{source_version([here / m for m in TRAINING_MODULES])} {libraries} {numerics.signature()}"
+    import numba
+
+    libraries = (f"python {platform.python_version()} numpy {np.__version__} torch {torch.__version__} "
+                 f"gymnasium {gymnasium.__version__} numba {numba.__version__}")
+    text = f"{source_version(training_modules())} {libraries} {numerics.signature()}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -52,7 +52,7 @@ def test_same_seed_same_numbers_different_seed_different():
 
 
 def test_fast_backend_trains_exactly_like_gymnasium():
-    _, cfg = variant("rk", "clip", base=SHORT)
+    _, cfg = variant("rk", "clip", base=SHORT.replace(backend="fast"))
     runs = [RunSpec("rk", cfg, i) for i in range(3)]
     fast = make_train(runs)()
     real = make_train([RunSpec("rk", cfg.replace(backend="gymnasium"), i) for i in range(3)])()

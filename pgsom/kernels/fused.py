@@ -1,0 +1,368 @@
+"""The fused training kernel: CartPole episodes of every run and their per-episode estimates,
+compiled with numba, with no Python or numpy call per step.
+
+The reference implementation is the torch closed-form code (:mod:`pgsom.estimators`,
+:mod:`pgsom.policy`) with the numpy CartPole (:class:`pgsom.envs.CartPoleBatch`); the kernel
+computes the same quantities for a softmax policy with one tanh hidden layer
+(``PolicySpec(4, 2, (H,))``) and ``tests/test_kernels.py`` checks it against them:
+
+* :func:`rollout`: for each active run, one episode of gymnasium's CartPole-v1 (float64 state,
+  float32 observations, termination at |x| > x_threshold or |theta| > theta_threshold, reward 1
+  per step, truncation at ``max_steps``), acting with the float32 policy
+  ``softmax(W2 tanh(W1 x + b1) + b2)`` by inverse-CDF sampling of pre-drawn uniforms (action =
+  number of cumulative probabilities <= u). It stores observations, hidden activations and
+  logits for the learning side.
+* :func:`estimates`: per run, from the stored episode (or activations recomputed at another
+  parameter by :func:`forward`) and float32 advantages ``A_t``:
+  ``g_J = sum_t A_t s_t`` (s_t = grad log pi(a_t|s_t)), the entropy gradient
+  ``grad sum_t H(pi(.|s_t))``, the score sum ``S = sum_t s_t`` and the exact diagonal
+  ``diag grad^2 sum_t A_t log pi(a_t|s_t)`` (the closed form of
+  :func:`pgsom.estimators.surrogate_diag_hessian_exact`).
+* :func:`fisher_vector_product`: ``F v`` with F the mean over the episode's steps of
+  ``J_t^T M_t J_t`` (M_t = delta delta^T, empirical; or diag p - p p^T, expected).
+
+Numerics: the policy acts in float32 as the numpy actor does; the learning side works in
+float64 from the stored float32 values and returns float32. Sums over time run in step order
+over the episode's real steps only, so a run's numbers never depend on its batch or padding.
+The code is compiled without fast-math (no reassociation, no FMA contraction) for the fixed
+target of the portable numerics mode (``NUMBA_CPU_NAME``/``NUMBA_CPU_FEATURES`` in
+:data:`pgsom.numerics.PORTABLE_ENV`), so AVX2 and AVX-512 machines run the same instructions;
+``exp``/``log``/``tanhf``/``sin``/``cos`` come from glibc's libm, which picks the same (FMA)
+variants on every machine the guarantee covers.
+
+Parameter layout (as :mod:`pgsom.policy`): ``W1`` (H, O) row-major, ``b1`` (H), ``W2`` (A, H),
+``b2`` (A).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ["tanh_f32", "rollout", "forward", "estimates", "fisher_vector_product", "CARTPOLE_OBS", "CARTPOLE_ACTIONS"]
+
+CARTPOLE_OBS = 4
+CARTPOLE_ACTIONS = 2
+
+_JIT = {"cache": True, "nogil": True, "boundscheck": False, "fastmath": False, "error_model": "numpy"}
+
+
+_LN2_HI = 0.693147180369123816490  # ln 2 split so that k * _LN2_HI is exact for |k| < 2^20
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700
+_TANH_SMALL = 0.0625
+
+
+@njit(inline="always", **_JIT)
+def tanh_f32(z):
+    """tanh of a float32, computed in float64 with arithmetic only and rounded to float32.
+
+    |z| < 1/16: the odd Taylor series to z^11 (truncation < 1e-16 relative). Otherwise
+    ``sign(z) (1 - e) / (1 + e)`` with ``e = exp(-2|z|)``, the exponential by range reduction
+    (``y = k ln2 + r``, |r| <= ln2/2, ln 2 in two parts) and its Taylor series to r^11, times
+    ``2^-k`` built from exact powers of two; |z| >= 9.1 gives +-1 (tanh rounds to 1 in float32
+    there). Within one float32 ulp of the exact tanh (tested on a dense grid), the same bits on
+    every machine (no library call, no fast-math), and free of calls, so loops over hidden units
+    vectorise.
+    """
+    x = np.float64(z)
+    ax = abs(x)
+    x2 = x * x
+    small = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0 + x2 * (
+        62.0 / 2835.0 + x2 * (-1382.0 / 155925.0))))))
+    y = 2.0 * min(ax, 9.1)
+    k = np.int64(y * _INV_LN2 + 0.5)  # y >= 0: truncation rounds to nearest
+    kf = np.float64(k)
+    r = (y - kf * _LN2_HI) - kf * _LN2_LO
+    er = 1.0 + r * (-1.0 + r * (1.0 / 2 + r * (-1.0 / 6 + r * (1.0 / 24 + r * (-1.0 / 120 + r * (
+        1.0 / 720 + r * (-1.0 / 5040 + r * (1.0 / 40320 + r * (-1.0 / 362880 + r * (
+        1.0 / 3628800 + r * (-1.0 / 39916800)))))))))))
+    scale = 1.0
+    scale *= 0.5 if (k & 1) else 1.0
+    scale *= 0.25 if (k & 2) else 1.0
+    scale *= 0.0625 if (k & 4) else 1.0
+    scale *= 0.00390625 if (k & 8) else 1.0
+    scale *= 1.52587890625e-05 if (k & 16) else 1.0
+    e = er * scale  # exp(-y) = exp(-r) 2^-k, k <= 26
+    large = (1.0 - e) / (1.0 + e)
+    large = large if x >= 0.0 else -large
+    return np.float32(small if ax < _TANH_SMALL else large)
+
+
+@njit(**_JIT)
+def _policy_f32(theta, x, hidden, n_actions, act_out, logit_out, probs):
+    """float32 forward of one observation: act_out (H), logit_out (A), probs (A)."""
+    obs_size = x.shape[0]
+    w2_start = hidden * obs_size + hidden
+    b2_start = w2_start + n_actions * hidden
+    for j in range(hidden):
+        z = theta[hidden * obs_size + j]
+        for i in range(obs_size):
+            z = z + x[i] * theta[j * obs_size + i]
+        act_out[j] = z
+    for j in range(hidden):
+        act_out[j] = tanh_f32(act_out[j])
+    m = np.float32(-np.inf)
+    for k in range(n_actions):
+        lk = theta[b2_start + k]
+        for j in range(hidden):
+            lk = lk + theta[w2_start + k * hidden + j] * act_out[j]
+        logit_out[k] = lk
+        if lk > m:
+            m = lk
+    total = np.float32(0.0)
+    for k in range(n_actions):
+        e = np.float32(math.exp(logit_out[k] - m))
+        probs[k] = e
+        total = total + e
+    for k in range(n_actions):
+        probs[k] = probs[k] / total
+
+
+@njit(**_JIT)
+def rollout(theta, state, uniforms, active, hidden, consts, max_steps, obs_out, act_out, logit_out,
+            actions_out, lengths, prev_lengths):
+    """One CartPole episode in every active run, from ``state`` (R, 4) float64 (updated in place).
+
+    ``consts``: gravity, masspole, total_mass, length, polemass_length, force_mag, tau,
+    x_threshold, theta_threshold (read from gymnasium's class by the caller). Writes
+    ``obs_out`` (R, T, 4) f32, ``act_out`` (R, T, H) f32, ``logit_out`` (R, T, A) f32,
+    ``actions_out`` (R, T) int64 and ``lengths`` (R); steps in ``[length, prev_length)``
+    left from an earlier, longer episode are zeroed (padding stays zero). Inactive runs get
+    length 0."""
+    gravity, masspole, total_mass, length = consts[0], consts[1], consts[2], consts[3]
+    polemass_length, force_mag, tau = consts[4], consts[5], consts[6]
+    x_threshold, theta_threshold = consts[7], consts[8]
+    n_runs, n_actions = theta.shape[0], logit_out.shape[2]
+    x = np.empty(4, np.float32)
+    probs = np.empty(n_actions, np.float32)
+    for r in range(n_runs):
+        steps = 0
+        if active[r]:
+            s0, s1, s2, s3 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
+            th = theta[r]
+            for t in range(max_steps):
+                x[0], x[1], x[2], x[3] = np.float32(s0), np.float32(s1), np.float32(s2), np.float32(s3)
+                for i in range(4):
+                    obs_out[r, t, i] = x[i]
+                _policy_f32(th, x, hidden, n_actions, act_out[r, t], logit_out[r, t], probs)
+                u = uniforms[r, t]
+                a = 0
+                cdf = np.float32(0.0)
+                for k in range(n_actions - 1):
+                    cdf = cdf + probs[k]
+                    if u >= np.float64(cdf):
+                        a += 1
+                actions_out[r, t] = a
+                force = force_mag if a == 1 else -force_mag
+                costheta = math.cos(s2)
+                sintheta = math.sin(s2)
+                temp = (force + polemass_length * (s3 * s3) * sintheta) / total_mass
+                thetaacc = (gravity * sintheta - costheta * temp) / (
+                    length * (4.0 / 3.0 - masspole * (costheta * costheta) / total_mass))
+                xacc = temp - polemass_length * thetaacc * costheta / total_mass
+                s0, s1, s2, s3 = s0 + tau * s1, s1 + tau * xacc, s2 + tau * s3, s3 + tau * thetaacc
+                steps = t + 1
+                if s0 < -x_threshold or s0 > x_threshold or s2 < -theta_threshold or s2 > theta_threshold:
+                    break
+            state[r, 0], state[r, 1], state[r, 2], state[r, 3] = s0, s1, s2, s3
+        for t in range(steps, prev_lengths[r]):
+            obs_out[r, t, :] = 0.0
+            act_out[r, t, :] = 0.0
+            logit_out[r, t, :] = 0.0
+            actions_out[r, t] = 0
+        lengths[r] = steps
+        prev_lengths[r] = steps
+
+
+@njit(**_JIT)
+def forward(theta, obs, lengths, rows, act_out, logit_out):
+    """Hidden activations and logits of run ``rows[i]``'s stored episode at parameters
+    ``theta[i]`` (float32, as :func:`rollout` computes them): for RK's reused second stage."""
+    n_actions = logit_out.shape[2]
+    hidden = act_out.shape[2]
+    probs = np.empty(n_actions, np.float32)
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        for t in range(lengths[r]):
+            _policy_f32(theta[i], obs[r, t], hidden, n_actions, act_out[i, t], logit_out[i, t], probs)
+
+
+@njit(**_JIT)
+def _log_softmax(logits, out):
+    m = -np.inf
+    for k in range(logits.shape[0]):
+        if logits[k] > m:
+            m = np.float64(logits[k])
+    total = 0.0
+    for k in range(logits.shape[0]):
+        total += math.exp(np.float64(logits[k]) - m)
+    lse = m + math.log(total)
+    for k in range(logits.shape[0]):
+        out[k] = np.float64(logits[k]) - lse
+
+
+@njit(**_JIT)
+def _vjp_add(theta, x, a, c, hidden, n_actions, out, dz):
+    """out += J_t^T c for one step (x: obs, a: activations, c: logit cotangent), float64."""
+    obs_size = x.shape[0]
+    w2_start = hidden * obs_size + hidden
+    b2_start = w2_start + n_actions * hidden
+    for j in range(hidden):
+        dz[j] = 0.0
+    for k in range(n_actions):
+        ck = c[k]
+        out[b2_start + k] += ck
+        base = w2_start + k * hidden
+        for j in range(hidden):
+            out[base + j] += ck * a[j]
+            dz[j] += ck * theta[base + j]
+    for j in range(hidden):
+        aj = np.float64(a[j])
+        d = dz[j] * (1.0 - aj * aj)
+        out[hidden * obs_size + j] += d
+        for i in range(obs_size):
+            out[j * obs_size + i] += d * x[i]
+
+
+@njit(**_JIT)
+def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
+              want_hessian, g_out, g_return_out, score_out, hess_out):
+    """Per run ``i`` of a group (batch row ``rows[i]``, activation row ``arows[i]``, advantage
+    row ``i``): writes ``g = g_J + entropy_coef * grad sum_t H_t``, ``g_J``, the score sum
+    (``want_score``) and the exact surrogate diagonal (``want_hessian``), all (n, d) float32."""
+    n_actions = logits.shape[2]
+    hidden = act.shape[2]
+    obs_size = obs.shape[2]
+    d = theta.shape[1]
+    w2_start = hidden * obs_size + hidden
+    b2_start = w2_start + n_actions * hidden
+    logp = np.empty(n_actions)
+    p = np.empty(n_actions)
+    delta = np.empty(n_actions)
+    c = np.empty(n_actions)
+    dz = np.empty(hidden)
+    g_ret = np.empty(d)
+    g_ent = np.empty(d)
+    score = np.empty(d)
+    hess = np.empty(d)
+    a2, pw, pww, dw = np.empty(hidden), np.empty(hidden), np.empty(hidden), np.empty(hidden)
+    for i in range(rows.shape[0]):
+        r, ar = rows[i], arows[i]
+        th = theta[i]
+        g_ret[:] = 0.0
+        g_ent[:] = 0.0
+        score[:] = 0.0
+        hess[:] = 0.0
+        for t in range(lengths[r]):
+            x = obs[r, t]
+            a = act[ar, t]
+            _log_softmax(logits[ar, t], logp)
+            for k in range(n_actions):
+                p[k] = math.exp(logp[k])
+                delta[k] = (1.0 if actions[r, t] == k else 0.0) - p[k]
+            w = np.float64(adv[i, t])
+            for k in range(n_actions):
+                c[k] = w * delta[k]
+            _vjp_add(th, x, a, c, hidden, n_actions, g_ret, dz)
+            if entropy_coef != 0.0:
+                ent = 0.0
+                for k in range(n_actions):
+                    ent -= p[k] * logp[k]
+                for k in range(n_actions):
+                    c[k] = -p[k] * (logp[k] + ent)
+                _vjp_add(th, x, a, c, hidden, n_actions, g_ent, dz)
+            if want_score:
+                _vjp_add(th, x, a, delta, hidden, n_actions, score, dz)
+            if want_hessian:
+                for j in range(hidden):
+                    aj = np.float64(a[j])
+                    a2[j] = aj * aj
+                    pw[j] = 0.0
+                    pww[j] = 0.0
+                    dw[j] = 0.0
+                for k in range(n_actions):
+                    cq = -w * p[k] * (1.0 - p[k])
+                    hess[b2_start + k] += cq
+                    base = w2_start + k * hidden
+                    pk, dk = p[k], delta[k]
+                    for j in range(hidden):
+                        hess[base + j] += cq * a2[j]
+                        wkj = np.float64(th[base + j])
+                        pw[j] += pk * wkj
+                        pww[j] += pk * (wkj * wkj)
+                        dw[j] += dk * wkj
+                for j in range(hidden):
+                    slope = 1.0 - a2[j]
+                    d2z = slope * (-2.0 * np.float64(a[j]) * dw[j] - slope * (pww[j] - pw[j] * pw[j])) * w
+                    hess[hidden * obs_size + j] += d2z
+                    for q in range(obs_size):
+                        xq = np.float64(x[q])
+                        hess[j * obs_size + q] += d2z * (xq * xq)
+        for q in range(d):
+            g_return_out[i, q] = np.float32(g_ret[q])
+            g_out[i, q] = np.float32(g_ret[q] + entropy_coef * g_ent[q]) if entropy_coef != 0.0 else np.float32(g_ret[q])
+            if want_score:
+                score_out[i, q] = np.float32(score[q])
+            if want_hessian:
+                hess_out[i, q] = np.float32(hess[q])
+
+
+@njit(**_JIT)
+def fisher_vector_product(theta, obs, act, logits, actions, lengths, rows, arows, v, expected, out):
+    """``out[i] = F_i v[i]``, F_i the mean over run ``rows[i]``'s steps of J_t^T M_t J_t."""
+    n_actions = logits.shape[2]
+    hidden = act.shape[2]
+    obs_size = obs.shape[2]
+    d = theta.shape[1]
+    w2_start = hidden * obs_size + hidden
+    b2_start = w2_start + n_actions * hidden
+    logp = np.empty(n_actions)
+    p = np.empty(n_actions)
+    jv = np.empty(n_actions)
+    m = np.empty(n_actions)
+    da = np.empty(hidden)
+    dz = np.empty(hidden)
+    acc = np.empty(d)
+    for i in range(rows.shape[0]):
+        r, ar = rows[i], arows[i]
+        th, vi = theta[i], v[i]
+        acc[:] = 0.0
+        n = lengths[r]
+        for t in range(n):
+            x = obs[r, t]
+            a = act[ar, t]
+            _log_softmax(logits[ar, t], logp)
+            for k in range(n_actions):
+                p[k] = math.exp(logp[k])
+            for j in range(hidden):
+                aj = np.float64(a[j])
+                s = np.float64(vi[hidden * obs_size + j])
+                for q in range(obs_size):
+                    s += np.float64(vi[j * obs_size + q]) * x[q]
+                da[j] = (1.0 - aj * aj) * s
+            for k in range(n_actions):
+                s = np.float64(vi[b2_start + k])
+                base = w2_start + k * hidden
+                for j in range(hidden):
+                    s += np.float64(vi[base + j]) * a[j] + np.float64(th[base + j]) * da[j]
+                jv[k] = s
+            if expected:
+                pj = 0.0
+                for k in range(n_actions):
+                    pj += p[k] * jv[k]
+                for k in range(n_actions):
+                    m[k] = (p[k] * jv[k] - p[k] * pj) / n
+            else:
+                dj = 0.0
+                for k in range(n_actions):
+                    dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
+                    dj += dk * jv[k]
+                for k in range(n_actions):
+                    dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
+                    m[k] = dk * dj / n
+            _vjp_add(th, x, a, m, hidden, n_actions, acc, dz)
+        for q in range(d):
+            out[i, q] = np.float32(acc[q])
