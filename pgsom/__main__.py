@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,15 +55,18 @@ def _train_parser(sub) -> None:
 
 
 def _bench_parser(sub) -> None:
-    p = sub.add_parser("bench", help="batched runner vs a sequential reference loop")
-    p.add_argument("--methods", default="pg,hessian,rk,adam,npg", help="comma-separated methods")
-    p.add_argument("--seeds", type=_positive_int, default=100, help="runs per method in the batch")
-    p.add_argument("--episodes", type=_positive_int, default=100, help="episodes per run (both loops)")
-    p.add_argument("--ref-runs", type=_positive_int, default=1, help="sequential reference runs per method")
-    p.add_argument("--table1", action="store_true",
-                   help="also time Table 1's 12 variants x --table1-seeds x 500 episodes with a process pool")
-    p.add_argument("--table1-seeds", type=_positive_int, default=100)
-    p.add_argument("--markdown", type=Path, default=None, help="also write the results as a markdown table")
+    from pgsom.bench import BASELINE_COMMIT
+
+    p = sub.add_parser("bench", help="ratios against a sequential REINFORCE and an earlier runner")
+    p.add_argument("--methods", default="pg,hessian,rk", help="comma-separated methods of the sweep comparison")
+    p.add_argument("--seeds", type=_positive_int, default=100, help="seeds per sweep (default 100)")
+    p.add_argument("--episodes", type=_positive_int, default=500, help="episodes per run (default 500)")
+    p.add_argument("--ref-runs", type=_positive_int, default=2, help="sequential REINFORCE runs (default 2)")
+    p.add_argument("--commit", default=BASELINE_COMMIT, help=f"earlier runner to compare with (default {BASELINE_COMMIT})")
+    p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
+    p.add_argument("--cold-reproduce", action="store_true",
+                   help="also time the full pipeline cold (empty cache, scratch output root)")
+    p.add_argument("--markdown", type=Path, default=None, help="also write the results as markdown")
     p.add_argument("--readme", type=Path, default=None,
                    help="also put the results into this README between <!-- BEGIN/END PERFORMANCE -->")
 
@@ -132,7 +136,8 @@ def cmd_bench(args) -> int:
     if unknown:
         print(f"error: --methods: unknown {unknown}; allowed: {list(METHODS)}", file=sys.stderr)
         return 2
-    report = run_bench(methods, args.seeds, args.episodes, args.ref_runs, args.table1, args.table1_seeds)
+    report = run_bench(methods, args.seeds, args.episodes, args.ref_runs, args.commit, args.workers,
+                       args.cold_reproduce, log=lambda m: print(m, file=sys.stderr, flush=True))
     text = format_markdown(report)
     print(text)
     from pgsom.report import update_readme
@@ -152,14 +157,14 @@ def performance_section(table: str, command: str) -> str:
 
     import torch
 
+    from pgsom import numerics
+
     return (
         "## Performance\n\n"
-        f"Measured by `{command}` on this machine ({platform.machine()}, {__import__('os').cpu_count()} cores, "
-        f"torch {torch.__version__}, one torch thread per process). The sequential reference trains one run at a time "
-        "the way pytorch/examples' reinforce.py does (gymnasium env, a forward and a categorical sample per step) "
-        "with the same estimators and update rules; both loops run in the same process, from the same initial "
-        "policies, over the same number of episodes. The ratio grows with episode length: the short episodes of "
-        "early training leave the batched runner's per-step overhead unamortised.\n\n" + table
+        f"Measured by `{command}` on this machine ({platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, numerics mode {numerics.mode()}, one torch thread per process). "
+        "Every figure is a ratio of two programs timed in the same run (`pgsom/bench.py` says how each is "
+        "measured); the seconds are this machine's.\n\n" + table
     )
 
 

@@ -1,152 +1,252 @@
-"""Throughput benchmark: the batched runner against a sequential reference loop.
+"""Throughput benchmark: every number is a ratio of two programs timed in the same run.
 
-The reference is how pytorch/examples' ``reinforce.py`` trains: one run at a time, one
-``gymnasium.make("CartPole-v1")`` environment, a policy forward and a categorical sample per
-step, an update after each episode. It applies the very same estimator and update rule as
-the runner (``runner.VariantGroup`` on a batch of one), so the two loops differ only in
-how the work is organised. Both are timed in the same process, one torch thread each, from
-the same initial policies over the same number of episodes, and the ratio of their
-run-episodes per second is reported — never an absolute time checked by a test.
+``python -m pgsom bench`` measures, on this machine:
+
+1. **Against an independent sequential REINFORCE** in the style of pytorch/examples'
+   ``reinforce.py`` (:func:`sequential_reinforce`: ``torch.nn`` policy, ``torch.optim.SGD``,
+   ``torch.distributions.Categorical`` per step, ``gymnasium.make("CartPole-v1")``, none of the
+   package's own estimator or update code): ``ref_runs`` runs of ``episodes`` episodes, against
+   ``python -m pgsom train --method pg --seeds N --episodes E --no-cache`` as a subprocess (its
+   whole wall time: start, compilation and the process pool included). Reported: the ratio of
+   runs per second.
+2. **Against the runner of an earlier commit** (default ``83d5a80``, the runner before the fused
+   kernel), checked out into a scratch git worktree: the same sweep (``N`` seeds x ``E``
+   episodes of each method, one process per core, no cache) run by a small driver script once
+   with that tree's ``pgsom`` and once with this one; reported: environment steps per second of
+   the whole machine and their ratio, per method.
+3. Optionally (``--cold-reproduce``) the cold ``make reproduce`` pipeline into a scratch output
+   root with an empty cache: its wall time and the peak resident memory of its processes.
+
+Timings are for this machine under whatever else it runs; the ratios are what the README
+reports, and no test checks a time.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import resource
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import NamedTuple
 
-import gymnasium as gym
 import numpy as np
-import torch
 
-from pgsom.config import RunConfig, table1_variants, variant
-from pgsom.estimators import EpisodeBatch
-from pgsom.policy import PolicySpec, forward, init_params
-from pgsom.runner import RunSpec, VariantGroup, make_train, run_streams, run_sweep
+REPO = Path(__file__).resolve().parent.parent
+BASELINE_COMMIT = "83d5a80"
+"""The runner before the fused kernel (the speed issue's reference)."""
 
-
-class BenchRow(NamedTuple):
-    method: str
-    runs: int
-    episodes: int
-    batched_eps_per_s: float
-    reference_eps_per_s: float
-    batched_mean_length: float
-    reference_mean_length: float
-
-    @property
-    def ratio(self) -> float:
-        return self.batched_eps_per_s / self.reference_eps_per_s
+_SWEEP_DRIVER = r"""
+import json, sys, time
+import pgsom
+from pgsom.config import RunConfig, variant
+from pgsom.runner import run_sweep
+method, seeds, episodes, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+name, cfg = variant(method, base=RunConfig(episodes=episodes, eval_episodes=0))
+t0 = time.perf_counter()
+res = run_sweep({name: cfg}, seeds, store=None, max_workers=workers, progress=False)[name]
+print(json.dumps({"seconds": time.perf_counter() - t0, "env_steps": int(res["env_steps"][:, -1].sum())}))
+"""
 
 
-class Table1Timing(NamedTuple):
+class SequentialTiming(NamedTuple):
     runs: int
     episodes: int
     seconds: float
-    peak_rss_gb: float
-    workers: int
-    reference_seconds: float  # one sequential pg run of 500 episodes, same process
-    reference_mean_length: float
+    mean_last50: float  # mean return of the last 50 episodes, averaged over the runs
+
+
+class TrainTiming(NamedTuple):
+    seeds: int
+    episodes: int
+    seconds: float
+
+
+class SweepRow(NamedTuple):
+    method: str
+    seeds: int
+    episodes: int
+    old_seconds: float
+    old_steps: int
+    new_seconds: float
+    new_steps: int
+
+    @property
+    def old_rate(self) -> float:
+        return self.old_steps / self.old_seconds
+
+    @property
+    def new_rate(self) -> float:
+        return self.new_steps / self.new_seconds
 
     @property
     def ratio(self) -> float:
-        """Run-episodes/s of the sweep over those of the sequential loop on a full-length run."""
-        return (self.runs * self.episodes / self.seconds) / (self.episodes / self.reference_seconds)
+        return self.new_rate / self.old_rate
+
+
+class ReproduceTiming(NamedTuple):
+    seconds: float
+    peak_rss_gb: float
 
 
 class BenchReport(NamedTuple):
-    rows: list[BenchRow]
-    table1: Table1Timing | None
+    sequential: SequentialTiming
+    train: TrainTiming
+    sweeps: list[SweepRow]
+    baseline_commit: str
+    workers: int
+    reproduce: ReproduceTiming | None
+
+    @property
+    def run_ratio(self) -> float:
+        """Runs per second of ``pgsom train`` over those of the sequential loop."""
+        return (self.train.seeds / self.train.seconds) / (self.sequential.runs / self.sequential.seconds)
 
 
-def sequential_reference(config: RunConfig, seed_index: int, root_seed: int = 0) -> tuple[float, float]:
-    """Train one run the pytorch/examples way; return (seconds, mean episode length)."""
-    streams = run_streams(root_seed, seed_index)
-    env = gym.make(config.env_id)
-    spec = PolicySpec(env.observation_space.shape[0], env.action_space.n, config.hidden)
-    theta = init_params(spec, [streams.init])
-    group = VariantGroup(config.algo, spec, torch.tensor([0]), theta, env.spec.max_episode_steps)
-    sampler = torch.Generator().manual_seed(int(streams.env_seed))
-    alive = torch.ones(1, dtype=torch.bool)
-    lengths = []
+def sequential_reinforce(episodes: int, seed: int, lr: float = 0.002, gamma: float = 0.99) -> tuple[float, float]:
+    """One REINFORCE run written the pytorch/examples way; returns (seconds, mean of the last
+    50 returns). 4-64-2 tanh policy, per-step Categorical sample, reward-to-go standardised per
+    episode (population std, as the package), plain SGD at ``lr``. Independent of pgsom's code."""
+    import gymnasium as gym
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(1)
+    gen = torch.Generator().manual_seed(seed)
+    policy = nn.Sequential(nn.Linear(4, 64), nn.Tanh(), nn.Linear(64, 2))
+    with torch.no_grad():  # nn.Linear's default init, U(+-1/sqrt(fan_in)), from our generator
+        for layer in (m for m in policy if isinstance(m, nn.Linear)):
+            bound = 1.0 / np.sqrt(layer.in_features)
+            layer.weight.uniform_(-bound, bound, generator=gen)
+            layer.bias.uniform_(-bound, bound, generator=gen)
+    opt = torch.optim.SGD(policy.parameters(), lr=lr)
+    env = gym.make("CartPole-v1")
+    returns = []
     t0 = time.perf_counter()
-    for ep in range(config.episodes):
-        obs, _ = env.reset(seed=streams.env_seed if ep == 0 else None)
-        observations, actions, rewards, done = [], [], [], False
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed if ep == 0 else None)
+        log_probs, rewards, done = [], [], False
         while not done:
-            x = torch.as_tensor(obs).view(1, 1, -1)
-            with torch.no_grad():
-                probs = torch.softmax(forward(spec, theta, x).logits[0, 0], -1)
-            action = int(torch.multinomial(probs, 1, generator=sampler))
-            observations.append(obs)
-            actions.append(action)
-            obs, reward, terminated, truncated, _ = env.step(action)
+            dist = torch.distributions.Categorical(logits=policy(torch.as_tensor(obs)))
+            u = torch.rand((), generator=gen)
+            action = (u > dist.probs[0]).long()  # inverse CDF: a reproducible sample
+            log_probs.append(dist.log_prob(action))
+            obs, reward, terminated, truncated, _ = env.step(int(action))
             rewards.append(reward)
             done = terminated or truncated
-        lengths.append(len(rewards))
-        batch = EpisodeBatch(
-            torch.as_tensor(np.array(observations, np.float32))[None],
-            torch.as_tensor(actions)[None],
-            torch.as_tensor(rewards, dtype=torch.float32)[None],
-            torch.ones(1, len(rewards), dtype=torch.bool),
-        )
-        group.learn(batch, [streams.probes], alive)
+        g, running = [], 0.0
+        for r in reversed(rewards):
+            running = r + gamma * running
+            g.append(running)
+        g = torch.tensor(g[::-1], dtype=torch.float64)
+        g = ((g - g.mean()) / (g.std(unbiased=False) + 1e-8)).float()
+        loss = -(torch.stack(log_probs) * g).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        returns.append(sum(rewards))
     env.close()
-    return time.perf_counter() - t0, float(np.mean(lengths))
+    return time.perf_counter() - t0, float(np.mean(returns[-50:]))
 
 
-def bench_method(method: str, seeds: int, episodes: int, ref_runs: int) -> BenchRow:
-    torch.set_num_threads(1)
-    name, cfg = variant(method, base=RunConfig(episodes=episodes, eval_episodes=0))
-    ref = [sequential_reference(cfg, i) for i in range(ref_runs)]
-    ref_seconds = sum(s for s, _ in ref)
-    runs = [RunSpec(name, cfg, i) for i in range(seeds)]
+def time_sequential(runs: int, episodes: int) -> SequentialTiming:
+    out = [sequential_reinforce(episodes, seed=1000 + i) for i in range(runs)]
+    return SequentialTiming(runs, episodes, sum(s for s, _ in out), float(np.mean([m for _, m in out])))
+
+
+def time_train(seeds: int, episodes: int, workers: int, log=print) -> TrainTiming:
+    """Wall time of ``python -m pgsom train --method pg`` in a fresh process (no cache)."""
+    cmd = [sys.executable, "-m", "pgsom", "train", "--method", "pg", "--seeds", str(seeds),
+           "--episodes", str(episodes), "--eval-episodes", "0", "--workers", str(workers), "--no-cache"]
+    log("bench: " + " ".join(cmd[1:]))
     t0 = time.perf_counter()
-    results = make_train(runs)()
-    seconds = time.perf_counter() - t0
-    batched_len = float(np.mean([r["episode_length"].mean() for r in results]))
-    return BenchRow(method, seeds, episodes, seeds * episodes / seconds, ref_runs * episodes / ref_seconds,
-                    batched_len, float(np.mean([length for _, length in ref])))
+    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True)
+    return TrainTiming(seeds, episodes, time.perf_counter() - t0)
 
 
-def time_table1(seeds: int, workers: int | None = None) -> Table1Timing:
-    """Wall time and peak memory of Table 1's 12 variants x ``seeds`` x 500 episodes."""
-    variants = table1_variants(baselines=False, attribution=False, paper_likely=False)
-    torch.set_num_threads(1)
-    ref_seconds, ref_length = sequential_reference(variants["pg"], 0)
+def _driver(tree: Path, method: str, seeds: int, episodes: int, workers: int) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, "-c", _SWEEP_DRIVER, method, str(seeds), str(episodes), str(workers)],
+                         env=env, cwd=tree, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"sweep driver failed in {tree} for {method}:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def time_sweeps(methods, seeds: int, episodes: int, commit: str, workers: int, log=print) -> list[SweepRow]:
+    """The same sweep with ``commit``'s runner (scratch worktree) and with this tree's."""
+    scratch = Path(tempfile.mkdtemp(prefix="pgsom-bench-"))
+    old = scratch / "old"
+    subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=REPO, check=True,
+                   capture_output=True)
+    rows = []
+    try:
+        for m in methods:
+            log(f"bench: {m}, {seeds} seeds x {episodes} episodes: runner of {commit} ...")
+            a = _driver(old, m, seeds, episodes, workers)
+            log(f"bench: {m}: this tree ...")
+            b = _driver(REPO, m, seeds, episodes, workers)
+            rows.append(SweepRow(m, seeds, episodes, a["seconds"], a["env_steps"], b["seconds"], b["env_steps"]))
+            log(f"bench: {m}: {rows[-1].ratio:.1f}x env steps per second")
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return rows
+
+
+def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print) -> ReproduceTiming:
+    """The full pipeline into ``scratch`` with an empty cache, in a child process."""
+    root = REPO / scratch
+    shutil.rmtree(root, ignore_errors=True)
+    cmd = [sys.executable, "-m", "pgsom.pipeline", "--profile", "full", "--out", str(root),
+           "--cache-dir", str(root / "cache")]
+    log("bench: cold reproduce: " + " ".join(cmd[1:]))
     t0 = time.perf_counter()
-    run_sweep(variants, seeds, store=None, max_workers=workers, progress=True)
+    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-                  resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-    n_workers = workers or __import__("os").cpu_count() or 1  # what run_sweep uses
-    return Table1Timing(len(variants) * seeds, 500, seconds, peak_kb / 1024**2, n_workers, ref_seconds, ref_length)
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return ReproduceTiming(seconds, peak_kb / 1024**2)
 
 
-def run_bench(methods, seeds: int, episodes: int, ref_runs: int, table1: bool, table1_seeds: int) -> BenchReport:
-    rows = [bench_method(m, seeds, episodes, ref_runs) for m in methods]
-    return BenchReport(rows, time_table1(table1_seeds) if table1 else None)
+def run_bench(methods=("pg", "hessian", "rk"), seeds: int = 100, episodes: int = 500, ref_runs: int = 2,
+              commit: str = BASELINE_COMMIT, workers: int | None = None, cold_reproduce: bool = False,
+              log=print) -> BenchReport:
+    workers = workers or os.cpu_count() or 1
+    log(f"bench: sequential REINFORCE, {ref_runs} runs x {episodes} episodes ...")
+    seq = time_sequential(ref_runs, episodes)
+    train = time_train(seeds, episodes, workers, log)
+    sweeps = time_sweeps(methods, seeds, episodes, commit, workers, log)
+    rep = time_cold_reproduce(log=log) if cold_reproduce else None
+    return BenchReport(seq, train, sweeps, commit, workers, rep)
 
 
 def format_markdown(report: BenchReport) -> str:
+    s, t = report.sequential, report.train
     lines = [
-        "| method | runs x episodes | batched run-episodes/s | sequential run-episodes/s | ratio | mean episode length (batched / sequential) |",
-        "|---|---|---|---|---|---|",
+        f"**Against an independent sequential REINFORCE** (pytorch/examples style: torch.optim.SGD, a "
+        f"Categorical sample per step, gymnasium's CartPole-v1): {s.runs} runs x {s.episodes} episodes in "
+        f"{s.seconds:.0f} s (mean of the last 50 returns {s.mean_last50:.0f}); `python -m pgsom train --method pg "
+        f"--seeds {t.seeds} --episodes {t.episodes} --workers {report.workers} --no-cache` in {t.seconds:.1f} s (a fresh process, "
+        f"{report.workers} workers): **{report.run_ratio:.3g}x** the runs per second.",
+        "",
+        f"**Against the runner of commit {report.baseline_commit}** (before the fused kernel; a scratch worktree, "
+        f"the same sweep driver, {report.workers} worker processes, no cache):",
+        "",
+        "| method | seeds x episodes | env steps | before: s (M steps/s) | now: s (M steps/s) | ratio |",
+        "|---|---|---:|---:|---:|---:|",
     ]
-    for r in report.rows:
-        lines.append(
-            f"| {r.method} | {r.runs} x {r.episodes} | {r.batched_eps_per_s:.0f} | {r.reference_eps_per_s:.1f} "
-            f"| {r.ratio:.0f}x | {r.batched_mean_length:.1f} / {r.reference_mean_length:.1f} |"
-        )
-    if report.table1 is not None:
-        t = report.table1
-        lines += [
-            "",
-            f"Table 1 sweep: {t.runs} runs (12 variants) x {t.episodes} episodes in {t.seconds:.0f} s "
-            f"({t.runs * t.episodes / t.seconds:.0f} run-episodes/s) with {t.workers} worker processes; "
-            f"peak resident memory of one process {t.peak_rss_gb:.2f} GB. The sequential loop trained one `pg` run "
-            f"of 500 episodes (mean length {t.reference_mean_length:.0f}) in {t.reference_seconds:.0f} s "
-            f"({t.episodes / t.reference_seconds:.1f} run-episodes/s): the sweep's run throughput is "
-            f"{t.ratio:.0f}x that loop's.",
-        ]
+    for r in report.sweeps:
+        lines.append(f"| {r.method} | {r.seeds} x {r.episodes} | {r.new_steps:,} | {r.old_seconds:.1f} "
+                     f"({r.old_rate / 1e6:.2f}) | {r.new_seconds:.1f} ({r.new_rate / 1e6:.2f}) | **{r.ratio:.1f}x** |")
+    lines.append("")
+    lines.append("The env-step counts differ between the two columns: the fused kernel's runs are other "
+                 "(equally valid) draws, so they learn to other lengths; rates are per environment step.")
+    if report.reproduce is not None:
+        rp = report.reproduce
+        lines += ["", f"**Cold `make reproduce`** (every notebook, every run trained, empty cache): "
+                      f"{rp.seconds:.0f} s, peak resident memory of one process {rp.peak_rss_gb:.2f} GB."]
     return "\n".join(lines)
