@@ -2,8 +2,12 @@
 
 ``make_train(runs)`` returns a function that trains every :class:`RunSpec` in ``runs`` (any
 mix of variants and seeds) in one process: each *round*, every live run plays one episode with
-its own policy (one batched forward per step, one seeded CartPole per run), then each variant
-updates its runs with one batched backward. A round is one episode of every run, so all runs
+its own policy, then each variant updates its runs. With ``backend="fused"`` (the default) the
+compiled kernel :mod:`pgsom.kernels.fused` plays the episodes and computes the gradient, score
+sum, exact Hessian diagonal and Fisher-vector products with no Python call per step; with
+``"fast"`` or ``"gymnasium"`` the torch reference does (one batched forward per step, one
+batched backward per update), and the kernel is tested against it. The update rules
+(:mod:`pgsom.transforms`) are the same torch code for both. A round is one episode of every run, so all runs
 spend the same budget; RK with ``fresh`` second stages uses odd rounds for k1 and even ones for
 k2, RK ``reuse`` takes both stages from one episode.
 
@@ -13,7 +17,7 @@ process by default; pass a Dask or Ray executor to use a cluster), caches every 
 :class:`pgsom.store.ResultStore` as its shard finishes, and loads what is cached instead of
 retraining it.
 
-Seeding (SPEC section 3): run ``i`` of an experiment with root seed ``s`` owns
+Seeding: run ``i`` of an experiment with root seed ``s`` owns
 ``SeedSequence(s, spawn_key=(i,))`` (= ``SeedSequence(s).spawn(n)[i]``) and its children give
 the initial parameters, the environment seed, the action uniforms, the Hutchinson probes and the
 evaluation streams. Variants share seeds (common random numbers). A run's numbers therefore

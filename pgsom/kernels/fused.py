@@ -90,26 +90,40 @@ def tanh_f32(z):
 
 
 @njit(**_JIT)
-def _policy_f32(theta, x, hidden, n_actions, act_out, logit_out, probs):
-    """float32 forward of one observation: act_out (H), logit_out (A), probs (A)."""
+def _transpose_w1(theta, obs_size, hidden, w1t):
+    """w1t (O, H) = W1^T of one run (contiguous over hidden units)."""
+    for j in range(hidden):
+        for i in range(obs_size):
+            w1t[i, j] = theta[j * obs_size + i]
+
+
+@njit(**_JIT)
+def _policy_f32(theta, w1t, x, hidden, n_actions, act_out, logit_out, probs):
+    """float32 forward of one observation: act_out (H), logit_out (A), probs (A).
+
+    ``z_j = b1_j + x_0 W1_j0 + x_1 W1_j1 + ...`` and ``l_k = b2_k + sum_j W2_kj a_j`` are each
+    summed in that order (the loops are arranged so that hidden units run side by side)."""
     obs_size = x.shape[0]
     w2_start = hidden * obs_size + hidden
     b2_start = w2_start + n_actions * hidden
     for j in range(hidden):
-        z = theta[hidden * obs_size + j]
-        for i in range(obs_size):
-            z = z + x[i] * theta[j * obs_size + i]
-        act_out[j] = z
+        act_out[j] = theta[hidden * obs_size + j]
+    for i in range(obs_size):
+        xi = x[i]
+        for j in range(hidden):
+            act_out[j] = act_out[j] + xi * w1t[i, j]
     for j in range(hidden):
         act_out[j] = tanh_f32(act_out[j])
+    for k in range(n_actions):
+        logit_out[k] = theta[b2_start + k]
+    for j in range(hidden):
+        aj = act_out[j]
+        for k in range(n_actions):
+            logit_out[k] = logit_out[k] + theta[w2_start + k * hidden + j] * aj
     m = np.float32(-np.inf)
     for k in range(n_actions):
-        lk = theta[b2_start + k]
-        for j in range(hidden):
-            lk = lk + theta[w2_start + k * hidden + j] * act_out[j]
-        logit_out[k] = lk
-        if lk > m:
-            m = lk
+        if logit_out[k] > m:
+            m = logit_out[k]
     total = np.float32(0.0)
     for k in range(n_actions):
         e = np.float32(math.exp(logit_out[k] - m))
@@ -136,16 +150,18 @@ def rollout(theta, state, uniforms, active, hidden, consts, max_steps, obs_out, 
     n_runs, n_actions = theta.shape[0], logit_out.shape[2]
     x = np.empty(4, np.float32)
     probs = np.empty(n_actions, np.float32)
+    w1t = np.empty((4, hidden), np.float32)
     for r in range(n_runs):
         steps = 0
         if active[r]:
             s0, s1, s2, s3 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
             th = theta[r]
+            _transpose_w1(th, 4, hidden, w1t)
             for t in range(max_steps):
                 x[0], x[1], x[2], x[3] = np.float32(s0), np.float32(s1), np.float32(s2), np.float32(s3)
                 for i in range(4):
                     obs_out[r, t, i] = x[i]
-                _policy_f32(th, x, hidden, n_actions, act_out[r, t], logit_out[r, t], probs)
+                _policy_f32(th, w1t, x, hidden, n_actions, act_out[r, t], logit_out[r, t], probs)
                 u = uniforms[r, t]
                 a = 0
                 cdf = np.float32(0.0)
@@ -182,10 +198,13 @@ def forward(theta, obs, lengths, rows, act_out, logit_out):
     n_actions = logit_out.shape[2]
     hidden = act_out.shape[2]
     probs = np.empty(n_actions, np.float32)
+    obs_size = obs.shape[2]
+    w1t = np.empty((obs_size, hidden), np.float32)
     for i in range(rows.shape[0]):
         r = rows[i]
+        _transpose_w1(theta[i], obs_size, hidden, w1t)
         for t in range(lengths[r]):
-            _policy_f32(theta[i], obs[r, t], hidden, n_actions, act_out[i, t], logit_out[i, t], probs)
+            _policy_f32(theta[i], w1t, obs[r, t], hidden, n_actions, act_out[i, t], logit_out[i, t], probs)
 
 
 @njit(**_JIT)
@@ -226,6 +245,29 @@ def _vjp_add(theta, x, a, c, hidden, n_actions, out, dz):
 
 
 @njit(**_JIT)
+def _vjp_set(theta, x, a, c, hidden, n_actions, out, dz):
+    """out = J_t^T c for one step (overwritten), float64: the per-step score for c = delta."""
+    obs_size = x.shape[0]
+    w2_start = hidden * obs_size + hidden
+    b2_start = w2_start + n_actions * hidden
+    for j in range(hidden):
+        dz[j] = 0.0
+    for k in range(n_actions):
+        ck = c[k]
+        out[b2_start + k] = ck
+        base = w2_start + k * hidden
+        for j in range(hidden):
+            out[base + j] = ck * a[j]
+            dz[j] += ck * theta[base + j]
+    for j in range(hidden):
+        aj = np.float64(a[j])
+        d = dz[j] * (1.0 - aj * aj)
+        out[hidden * obs_size + j] = d
+        for i in range(obs_size):
+            out[j * obs_size + i] = d * x[i]
+
+
+@njit(**_JIT)
 def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
               want_hessian, g_out, g_return_out, score_out, hess_out):
     """Per run ``i`` of a group (batch row ``rows[i]``, activation row ``arows[i]``, advantage
@@ -246,6 +288,7 @@ def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entro
     g_ent = np.empty(d)
     score = np.empty(d)
     hess = np.empty(d)
+    step = np.empty(d)
     a2, pw, pww, dw = np.empty(hidden), np.empty(hidden), np.empty(hidden), np.empty(hidden)
     for i in range(rows.shape[0]):
         r, ar = rows[i], arows[i]
@@ -262,9 +305,12 @@ def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entro
                 p[k] = math.exp(logp[k])
                 delta[k] = (1.0 if actions[r, t] == k else 0.0) - p[k]
             w = np.float64(adv[i, t])
-            for k in range(n_actions):
-                c[k] = w * delta[k]
-            _vjp_add(th, x, a, c, hidden, n_actions, g_ret, dz)
+            _vjp_set(th, x, a, delta, hidden, n_actions, step, dz)  # s_t = J_t^T delta_t
+            for q in range(d):
+                g_ret[q] += w * step[q]
+            if want_score:
+                for q in range(d):
+                    score[q] += step[q]
             if entropy_coef != 0.0:
                 ent = 0.0
                 for k in range(n_actions):
@@ -272,8 +318,6 @@ def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entro
                 for k in range(n_actions):
                     c[k] = -p[k] * (logp[k] + ent)
                 _vjp_add(th, x, a, c, hidden, n_actions, g_ent, dz)
-            if want_score:
-                _vjp_add(th, x, a, delta, hidden, n_actions, score, dz)
             if want_hessian:
                 for j in range(hidden):
                     aj = np.float64(a[j])
