@@ -86,6 +86,9 @@ EMULATE_OLDER_CPU: Mapping[str, str] = {
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",
     "NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL,AVX512_SPR",
     "ATEN_CPU_CAPABILITY": "avx2",
+    "NUMBA_CPU_NAME": "haswell",
+    "NUMBA_CPU_FEATURES": "+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fsgsbase,+lzcnt,+mmx,+movbe,"
+                          "+popcnt,+sse,+sse2,+sse3,+sse4.1,+sse4.2,+ssse3,+xsave",
 }
 """What an AVX2-only machine does, emulated on an AVX-512 one (the test of the mode)."""
 
