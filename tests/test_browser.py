@@ -3,7 +3,7 @@ opened in JupyterLab (127.0.0.1, a random token) and driven by headless Chromium
 selenium. Run All must render every figure cell as an image; after a parameter is changed in
 the parameters cell and the notebook re-run in the same kernel, and after Restart Kernel and
 Run All, every figure must render again (issue 9: a style context that switched matplotlib's
-interactive mode off hid them).
+interactive mode off hid them). A bad value then stops the validation cell with one line.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them); skipped with
 the reason when they are missing. The notebook is a copy of the committed one whose parameters
@@ -162,9 +162,16 @@ def _prompts(driver) -> list[str]:
 
 
 def _wait(what, predicate, timeout):
+    """``predicate()``'s first true value, polled; an element re-rendered under us counts as
+    not yet; AssertionError after ``timeout`` seconds."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except (StaleElementReferenceException, NoSuchElementException):
+            value = None
         if value:
             return value
         time.sleep(0.25)
@@ -192,13 +199,21 @@ def _run_all(driver, menu: str = "Run", item: str = "Run All Cells", confirm: bo
     _wait("Run All to finish", finished, RUN_TIMEOUT_S)
 
 
-def _images_and_errors(driver, figure_cells):
+def _images_and_errors(driver, figure_cells, settle_s: float = 10.0):
+    """Rendered images per figure cell (waiting up to ``settle_s`` for one in each: outputs
+    render asynchronously) and the text of any stderr output, for the message."""
     from selenium.webdriver.common.by import By
 
-    cells = _cells(driver)
-    images = {k: len(cells[k].find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")) for k in figure_cells}
+    def count():
+        cells = _cells(driver)
+        return {k: len(cells[k].find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")) for k in figure_cells}
+
+    try:
+        _wait("an image in every figure cell", lambda: all(n == 1 for n in count().values()), settle_s)
+    except AssertionError:
+        pass  # reported by the caller's assertion with the counts
     errors = [c.text[:500] for c in driver.find_elements(By.CSS_SELECTOR, "[data-mime-type='application/vnd.jupyter.stderr']")]
-    return images, errors
+    return count(), errors
 
 
 def test_main_results_figures_render_in_jupyterlab_after_run_all_and_a_parameter_change(lab, browser):
@@ -232,3 +247,18 @@ def test_main_results_figures_render_in_jupyterlab_after_run_all_and_a_parameter
     assert _prompts(browser)[0] == "[1]:"  # a fresh kernel
     images, errors = _images_and_errors(browser, figure_cells)
     assert images == {k: 1 for k in figure_cells}, f"after a restart: images per figure cell {images}; errors {errors}"
+
+    # a bad value: the validation cell shows one line, no traceback through the package
+    editor = _cells(browser)[1].find_element(By.CSS_SELECTOR, ".cm-content")
+    editor.click()
+    editor.send_keys(Keys.CONTROL, Keys.END)
+    editor.send_keys(Keys.ENTER, "episodes = -3")
+    _wait("the edit", lambda: "episodes = -3" in _cells(browser)[1].text, 10)
+    browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
+    _wait("the Run menu", lambda: browser.find_elements(
+        By.XPATH, "//li[contains(@class,'lm-Menu-item')][.//div[text()='Run All Cells']]"), 10)[0].click()
+    shown = _wait("the parameter error", lambda: [
+        e.text for e in _cells(browser)[2].find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output")
+        if "ParameterError" in e.text], RUN_TIMEOUT_S)
+    assert [t.strip() for t in shown] == [
+        "ParameterError: episodes must be an int >= 1 (training episodes per run), got -3"], shown
