@@ -24,7 +24,9 @@ Definitions used by every output (and stated in the notebooks):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ __all__ = [
     "DEFAULT_CACHE_DIR", "Experiment", "all_variants", "make_variants", "load_experiment",
     "validate_parameters", "experiment_kwargs", "resolve_path", "write_csv",
     "threshold_summary", "stabiliser_means", "summary_statistics", "write_run_tables",
-    "clip_fraction",
+    "clip_fraction", "ParameterError", "PROGRESS_FILE_ENV", "ProgressFile",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +124,20 @@ def make_variants(names: Sequence[str] | None = None, *, episodes: int = 500,
 
 
 # --------------------------------------------------------------------------- parameters
+
+
+class ParameterError(ValueError):
+    """A notebook parameter with a value it does not allow. The message names the parameter,
+    what it allows and the value given.
+
+    IPython shows an exception through its ``_render_traceback_`` when it has one: this one
+    renders as a single line, ``ParameterError: <message>``, with no traceback through the
+    package (the error is the reader's value, not the code). papermill still fails the run
+    (the error's ``ename`` is ``ParameterError``, its ``evalue`` the message).
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[0;31mParameterError\x1b[0m: {self}"]
 
 
 def _is_int(value: Any) -> bool:
@@ -205,11 +221,21 @@ def _check(name: str, value: Any) -> Any:
 def validate_parameters(**params: Any) -> dict[str, Any]:
     """Check notebook parameters; return them normalised (lists, absolute paths).
 
-    Raises ValueError naming the parameter and what is allowed (papermill passes strings
-    when a user writes ``-p episodes abc``). Cross-checks: ``methods`` and the figure
-    protocol must be among ``variants`` / ``protocols``, and ``episodes`` must suit every
-    variant (RK with fresh second-stage episodes needs an even budget).
+    Raises :class:`ParameterError` (a ValueError) naming the parameter, what is allowed and
+    the value given (papermill passes strings when a user writes ``-p episodes abc``).
+    Cross-checks: ``methods`` and the figure protocol must be among ``variants`` /
+    ``protocols``, and ``episodes`` must suit every variant (RK with fresh second-stage
+    episodes needs an even budget).
     """
+    try:
+        return _validate(params)
+    except ParameterError:
+        raise
+    except ValueError as e:
+        raise ParameterError(str(e)) from None
+
+
+def _validate(params: Mapping[str, Any]) -> dict[str, Any]:
     out = {name: _check(name, value) for name, value in params.items()}
     protocols = out.get("protocols")
     variants = out.get("variants")
@@ -331,6 +357,37 @@ def tidy_curves(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]
     return pd.concat(frames, ignore_index=True)
 
 
+PROGRESS_FILE_ENV = "PGSOM_PROGRESS_FILE"
+"""Environment variable naming a file: while it is set, :func:`load_experiment` reports the
+training progress of every shard by appending JSON lines to it (:class:`ProgressFile`)
+instead of showing progress bars. ``make reproduce`` (:mod:`pgsom.pipeline`) sets it for the
+notebooks' kernels and relays the lines to the terminal; the notebooks' outputs do not change."""
+
+
+@dataclass(frozen=True)
+class ProgressFile:
+    """Progress callback of :func:`pgsom.runner.run_sweep` that appends one JSON line per
+    report to ``path``: ``{"protocol", "runs" (runs to train in the protocol), "shard",
+    "shards", "shard_runs", "round", "rounds", "time"}``. Called in the process that trains the
+    shard (picklable: a spawn worker gets a copy). It writes after the first round, about
+    every ``1/steps`` of a shard's rounds and after the last one."""
+
+    path: str
+    protocol: str
+    runs: int
+    steps: int = 100
+
+    def __call__(self, shard: int, shards: int, shard_runs: int, done: int, rounds: int) -> None:
+        every = max(1, rounds // self.steps)
+        if done != 1 and done != rounds and done % every:
+            return
+        line = json.dumps({"protocol": self.protocol, "runs": self.runs, "shard": shard,
+                           "shards": shards, "shard_runs": shard_runs, "round": done,
+                           "rounds": rounds, "time": time.time()})
+        with open(self.path, "a", encoding="utf-8") as f:  # one short append per report
+            f.write(line + "\n")
+
+
 def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
                     n_seeds: Mapping[str, int | None] | None = None,
                     root_seeds: Mapping[str, int | None] | None = None,
@@ -342,6 +399,9 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
 
     ``n_seeds`` / ``root_seeds`` override a protocol's defaults (None keeps them).
     Runs already in the results cache ``cache_dir`` are loaded, the others trained and cached.
+    ``progress`` shows tqdm bars while training, unless the environment variable
+    :data:`PROGRESS_FILE_ENV` names a file: then progress goes to that file
+    (:class:`ProgressFile`) and no bar is shown.
     """
     from pgsom.runner import RunSpec, run_key, run_sweep, training_source_version
     from pgsom.store import ResultStore
@@ -365,8 +425,10 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
                 f"of {episodes} episodes, root seed {proto.root_seed}; {cached} cached, "
                 f"{total - cached} to train")
         t0 = time.perf_counter()
+        relay = os.environ.get(PROGRESS_FILE_ENV)
+        report = ProgressFile(relay, p, total - cached) if relay else progress
         runs[p] = run_sweep(configs, proto.n_seeds, root_seed=proto.root_seed, store=store,
-                            executor=executor, max_workers=max_workers, progress=progress)
+                            executor=executor, max_workers=max_workers, progress=report)
         if log and cached < total:
             log(f"protocol {p!r}: trained in {time.perf_counter() - t0:.0f} s")
     finals = pd.concat([tidy_finals(resolved[p], runs[p]) for p in protocols], ignore_index=True)

@@ -19,14 +19,25 @@ Profiles:
   never overwrites the committed full outputs; the README is not touched.
 
 The pipeline fails loudly: a notebook that errors, or an expected output that was not written
-by this run, stops it with a message naming the notebook and the file, and a non-zero exit.
+by this run, stops it with a message naming the notebook and the file, and a non-zero exit; so
+does an executed notebook with a figure cell that has no image (:func:`figure_cells_without_image`).
+A bad parameter stops it with the notebook's one-line message (parameter, what it allows, value).
+
+While a notebook trains, the terminal shows one line about every ``PROGRESS_EVERY_S`` seconds
+per protocol: runs trained of the total and the time left (:class:`ProgressRelay`, fed by
+the kernel through :data:`pgsom.experiments.PROGRESS_FILE_ENV`). Kernels are started with
+CurveZMQ transport encryption (the kernelspec declares it), so they do not warn that they run
+over TCP without encryption.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,9 +47,11 @@ from typing import Any
 from pgsom.experiments import REPO_ROOT, resolve_path
 
 __all__ = ["NotebookSpec", "Profile", "NOTEBOOKS", "PROFILES", "PipelineError", "run_pipeline",
-           "readme_section", "main"]
+           "readme_section", "main", "ProgressRelay", "PROGRESS_EVERY_S", "figure_cells_without_image"]
 
 KERNEL = "python3"
+PROGRESS_EVERY_S = 15.0
+"""Seconds between two progress lines of one protocol (a shard's end is always reported)."""
 
 
 class PipelineError(RuntimeError):
@@ -89,7 +102,8 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          "figures/fig3_final_returns.pdf", "figures/fig3_final_returns.png"),
         ((("figures/fig2_learning_curves.pdf", "figures/fig2_learning_curves.png"),
           "Figure 2: return vs episode and vs env steps (PG, Hessian PG, RK, adam, npg), mean "
-          "and 95% CI band, thresholds 200 and 400"),
+          "and 95% CI band, thresholds 200 and 400; panel (b)'s drawing rule: section Figures "
+          "below"),
          (("figures/fig3_final_returns.pdf", "figures/fig3_final_returns.png"),
           "Figure 3: final-episode return of every seed of every variant over its mean and "
           "95% CI, per protocol, with the paper's mean and std")),
@@ -203,6 +217,160 @@ def _check_outputs(spec: NotebookSpec, out: Path, since: float) -> list[Path]:
     return found
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class ProgressRelay:
+    """Relays training progress from a notebook's kernel to the terminal.
+
+    Used as a context manager around one notebook's execution: it creates an empty progress
+    file, names it in ``os.environ[PROGRESS_FILE_ENV]`` (the kernel inherits it; the previous
+    value is restored on exit) and reads the JSON lines the training processes append
+    (:class:`pgsom.experiments.ProgressFile`) in a thread. For each protocol it writes, through
+    ``write``, a line such as ``ablation: protocol 'powered': 420/1100 runs trained (38%),
+    about 3 min 10 s left`` at most every ``every_s`` seconds, whenever a shard finishes and
+    when the last one does. Runs trained counts the run-episodes done (the runs of a shard
+    train in lockstep) in runs; the time left is the elapsed time since the protocol's first
+    report scaled by what remains.
+    """
+
+    def __init__(self, notebook: str, write: Callable[[str], Any] = print, *,
+                 every_s: float = PROGRESS_EVERY_S, poll_s: float = 1.0) -> None:
+        self.notebook, self.write, self.every_s, self.poll_s = notebook, write, every_s, poll_s
+        self.lines: list[str] = []
+        self._state: dict[str, dict[str, Any]] = {}
+        self._stop = threading.Event()
+
+    def __enter__(self) -> ProgressRelay:
+        from pgsom.experiments import PROGRESS_FILE_ENV
+
+        fd, self.path = tempfile.mkstemp(prefix="pgsom-progress-", suffix=".jsonl")
+        os.close(fd)
+        self._saved = os.environ.get(PROGRESS_FILE_ENV)
+        os.environ[PROGRESS_FILE_ENV] = self.path
+        self._offset = 0
+        self._thread = threading.Thread(target=self._run, name="pgsom-progress", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        from pgsom.experiments import PROGRESS_FILE_ENV
+
+        self._stop.set()
+        self._thread.join()
+        self._read()  # what came after the last poll
+        if self._saved is None:
+            os.environ.pop(PROGRESS_FILE_ENV, None)
+        else:
+            os.environ[PROGRESS_FILE_ENV] = self._saved
+        Path(self.path).unlink(missing_ok=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            self._read()
+
+    def _read(self) -> None:
+        with open(self.path, encoding="utf-8") as f:
+            f.seek(self._offset)
+            text = f.read()
+        complete = text[: text.rfind("\n") + 1]  # a line being written waits for the next poll
+        self._offset += len(complete.encode("utf-8"))
+        for line in complete.splitlines():
+            try:
+                self._update(json.loads(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # not a progress line: ignore rather than stop the pipeline
+
+    def _update(self, msg: Mapping[str, Any]) -> None:
+        st = self._state.setdefault(msg["protocol"], {"start": msg["time"], "last": None, "shards": {}})
+        st["runs"] = int(msg["runs"])
+        shard_done = msg["round"] >= msg["rounds"]
+        st["shards"][msg["shard"]] = (int(msg["shard_runs"]), int(msg["round"]), int(msg["rounds"]))
+        trained = sum(n * r / rounds for n, r, rounds in st["shards"].values())
+        total = max(st["runs"], 1)
+        all_done = sum(n for n, r, rounds in st["shards"].values() if r >= rounds) >= st["runs"]
+        now = time.time()
+        if not (shard_done or st["last"] is None or now - st["last"] >= self.every_s):
+            return
+        st["last"] = now
+        elapsed = msg["time"] - st["start"]
+        fraction = min(trained / total, 1.0)
+        if all_done:
+            tail = f"done in {_duration(elapsed)}"
+        elif fraction > 0 and elapsed > 0:
+            tail = f"about {_duration(elapsed * (1 - fraction) / fraction)} left"
+        else:
+            tail = "time left not known yet"
+        line = (f"  {self.notebook}: protocol {msg['protocol']!r}: {int(trained)}/{st['runs']} runs "
+                f"trained ({fraction:.0%}), {tail}")
+        self.lines.append(line)
+        self.write(line)
+
+
+def _kernel_manager_class():
+    """jupyter_client's KernelManager provisioning CurveZMQ keys where the kernelspec declares
+    support (``transport_encryption="auto"``), so that the kernel does not warn "Kernel is
+    running over TCP without encryption"; the plain one where libzmq lacks CURVE."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+
+    if not zmq.has("curve"):
+        return KernelManager
+
+    class EncryptedKernelManager(KernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport_encryption", "auto")
+            super().__init__(**kwargs)
+
+    return EncryptedKernelManager
+
+
+FIGURE_CALLS = ("save_figure", "savefig")
+"""A code cell that calls one of these at top level (not inside a ``def``) is a figure cell."""
+
+
+def _is_figure_cell(source: str) -> bool:
+    import ast
+
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return False
+    todo = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                         ast.ClassDef, ast.Lambda))]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.Call):
+            f = node.func
+            if (f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)) in FIGURE_CALLS:
+                return True
+        todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def figure_cells_without_image(notebook: str | Path | Mapping[str, Any]) -> list[int]:
+    """Indices (in the notebook's cell list) of the code cells that save a figure
+    (:data:`FIGURE_CALLS` at top level) but have no ``image/png`` output: the figures a reader
+    of the executed notebook would not see. ``notebook``: a path or a loaded notebook."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4) if isinstance(notebook, (str, Path)) else notebook
+    return [k for k, cell in enumerate(nb["cells"])
+            if cell["cell_type"] == "code" and _is_figure_cell(cell["source"])
+            and not any("image/png" in out.get("data", {}) for out in cell.get("outputs", []))]
+
+
 def _inspect(path: Path) -> dict[str, Any]:
     import papermill as pm
 
@@ -218,7 +386,10 @@ def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
     """Run the notebooks of ``profile``; return the outputs written. See the module doc.
 
     ``overrides`` replace profile parameters in every notebook that declares them (papermill
-    is given only the parameters a notebook's ``parameters`` cell declares).
+    is given only the parameters a notebook's ``parameters`` cell declares). ``progress_bar``:
+    papermill's cell counter; training progress is relayed through ``log`` (:class:`ProgressRelay`;
+    through ``tqdm.write`` when ``log`` is ``print`` and the cell counter is on, so the two do
+    not garble each other).
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -253,18 +424,31 @@ def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
             log(f"  ({spec.name} does not declare {dropped}; not passed to it)")
         target = executed_dir / f"{spec.name}.ipynb"
         t0 = time.time()
+        write = log
+        if log is print and progress_bar:
+            from tqdm import tqdm
+
+            write = tqdm.write
         try:
-            pm.execute_notebook(str(spec.path), str(target), parameters=params,
-                                kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=progress_bar,
-                                log_output=log_output, start_timeout=180,
-                                execution_timeout=prof.cell_timeout_s)
+            with ProgressRelay(spec.name, write):
+                pm.execute_notebook(str(spec.path), str(target), parameters=params,
+                                    kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=progress_bar,
+                                    log_output=log_output, start_timeout=180,
+                                    execution_timeout=prof.cell_timeout_s,
+                                    kernel_manager_class=_kernel_manager_class())
         except PapermillExecutionError as e:
+            if e.ename == "ParameterError":
+                raise PipelineError(f"notebook {spec.name!r}: bad parameter: {e.evalue}") from e
             raise PipelineError(f"notebook {spec.name!r} failed in cell {e.exec_count}: "
                                 f"{e.ename}: {e.evalue}\n  (executed copy with the traceback: "
                                 f"{target})") from e
         except Exception as e:  # kernel death, timeout, missing kernel...
             raise PipelineError(f"notebook {spec.name!r} could not be executed: "
                                 f"{type(e).__name__}: {e}") from e
+        missing = figure_cells_without_image(target)
+        if missing:
+            raise PipelineError(f"notebook {spec.name!r}: figure cell(s) {missing} of {target} "
+                                "have no image/png output (the figure would not show)")
         files = _check_outputs(spec, out_root, t0)
         written += files + [target]
         log(f"  done in {time.time() - t0:.0f} s: {len(files)} outputs checked")

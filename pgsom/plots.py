@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
@@ -33,7 +34,7 @@ __all__ = [
     "OKABE_ITO", "METHOD_COLORS", "STABILISER_LINESTYLES", "STYLE", "DPI", "style",
     "variant_color", "variant_linestyle", "trailing_mean", "interp_on_grid", "learning_curves",
     "learning_curves_env_steps", "final_returns", "figure2", "figure3", "effects", "figure4",
-    "PROTOCOL_COLORS", "save_figure",
+    "PROTOCOL_COLORS", "save_figure", "FIGURE2B_RULE",
 ]
 
 OKABE_ITO = {
@@ -57,6 +58,16 @@ STABILISER_LINESTYLES = {
 }
 STABILISER_MARKERS = {"none": "o", "clip": "s", "entropy": "^", "baseline": "v",
                       "clip_same_lr": "D", "lr2": "P"}
+
+FIGURE2B_RULE = (
+    "Panel (b): each run's smoothed curve is interpolated on a common grid of environment "
+    "steps. A method's mean and 95% band are drawn as a thick line with a band up to the step "
+    "count that every one of its non-diverged runs reaches; beyond it, while at least half of "
+    "those runs still have data, the mean of the runs that remain continues as a thin line "
+    "without a band (it favours the runs that play long episodes, the good ones)."
+)
+"""What Figure 2(b) draws (:func:`learning_curves_env_steps` with ``min_coverage=0.5``): the
+caption text of the notebook and the README state it word for word (a test checks)."""
 
 THRESHOLD_COLOR = "#7F7F7F"
 DPI = 150
@@ -88,9 +99,28 @@ STYLE = {
 
 @contextmanager
 def style():
-    """Context in which figures are made: :data:`STYLE` over matplotlib's defaults."""
-    with plt.rc_context(STYLE):
+    """Context in which figures are made: :data:`STYLE` over the current rcParams.
+
+    On exit only the keys of :data:`STYLE` are restored; nothing else is touched. In
+    particular matplotlib's interactive mode is left as it is: ``plt.rc_context`` would restore
+    ``interactive`` too, and a kernel's first figure (when the notebook backend switches
+    interactive mode on) made inside it would leave interactive mode off, so that no later
+    figure of the kernel is displayed.
+    """
+    saved = {key: matplotlib.rcParams[key] for key in STYLE}
+    matplotlib.rcParams.update(STYLE)
+    try:
         yield
+    finally:
+        matplotlib.rcParams.update(saved)
+
+
+def _detach(fig: Figure) -> Figure:
+    """``fig`` taken out of pyplot's figure list (``plt.close``) and returned: it is displayed
+    exactly once, where a notebook cell returns it or calls ``display(fig)``, and not a
+    second time by the inline backend at the end of the cell; saving still works."""
+    plt.close(fig)
+    return fig
 
 
 def _split(variant: str) -> tuple[str, str]:
@@ -208,6 +238,7 @@ def learning_curves_env_steps(curves: Mapping[str, tuple[np.ndarray, np.ndarray]
     count favours the good ones. The variant's mean and band are therefore drawn solid only
     where every run that did not diverge has data; beyond that the mean of the remaining runs
     continues as a thin line while at least ``min_coverage`` of them remain, without a band.
+    :data:`FIGURE2B_RULE` states this rule for the figure's caption.
     """
     ax = _ax(ax)
     top = max(float(np.nanmax(s)) for s, _ in curves.values())
@@ -349,14 +380,17 @@ def effects(comparisons, ax: Axes | None = None, *, alpha: float = 0.05,
 
 
 def figure4(comparisons, *, alpha: float = 0.05, title: str | None = None) -> Figure:
-    """Figure 4: the comparison family as an effect plot (see :func:`effects`)."""
+    """Figure 4: the comparison family as an effect plot (see :func:`effects`).
+
+    Like :func:`figure2` and :func:`figure3` the figure is closed in pyplot before it is
+    returned: a notebook cell shows it by ending with it (or ``display(fig)``)."""
     n = len(dict.fromkeys(zip(comparisons["a"], comparisons["b"])))
     with style():
         fig, ax = plt.subplots(figsize=(7.0, 0.27 * max(n, 1) + 1.6), layout="constrained")
         effects(comparisons, ax, alpha=alpha)
         if title:
             fig.suptitle(title)
-    return fig
+    return _detach(fig)
 
 
 # --------------------------------------------------------------------------- figures
@@ -366,7 +400,11 @@ def figure2(by_episode: Mapping[str, np.ndarray],
             by_env_steps: Mapping[str, tuple[np.ndarray, np.ndarray]], *, smooth: int = 10,
             thresholds: Sequence[float] = (200, 400), level: float = 0.95,
             title: str | None = None) -> Figure:
-    """Figure 2: (a) return vs episode, (b) return vs environment steps."""
+    """Figure 2: (a) return vs episode, (b) return vs environment steps (see
+    :func:`learning_curves_env_steps` for what (b) draws: :data:`FIGURE2B_RULE`).
+
+    The figure is closed in pyplot before it is returned (not shown twice, not leaked): a
+    notebook cell shows it by ending with it (or ``display(fig)``); :func:`save_figure` saves it."""
     with style():
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained", sharey=True)
         learning_curves(by_episode, a, smooth=smooth, thresholds=thresholds, level=level)
@@ -376,14 +414,15 @@ def figure2(by_episode: Mapping[str, np.ndarray],
         b.set_title("(b) return vs environment steps", loc="left")
         if title:
             fig.suptitle(title)
-    return fig
+    return _detach(fig)
 
 
 def figure3(values: Mapping[str, Mapping[str, np.ndarray]], *,
             paper: Mapping[str, tuple[float, float]] | None = None, level: float = 0.95,
             titles: Mapping[str, str] | None = None) -> Figure:
     """Figure 3: one panel per protocol (``values``: protocol -> variant -> runs), with one
-    legend below the panels. Default titles: ``<protocol> protocol (<n> seeds)``."""
+    legend below the panels. Default titles: ``<protocol> protocol (<n> seeds)``. Closed in
+    pyplot before it is returned (shown where a cell ends with it, see :func:`figure2`)."""
     n_var = max(len(v) for v in values.values())
     with style():
         fig, axes = plt.subplots(1, len(values), figsize=(5.2 * len(values), 0.3 * n_var + 1.8),
@@ -394,7 +433,7 @@ def figure3(values: Mapping[str, Mapping[str, np.ndarray]], *,
             ax.set_title((titles or {}).get(protocol, f"{protocol} protocol ({n} seeds)"), loc="left")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
-    return fig
+    return _detach(fig)
 
 
 def save_figure(fig: Figure, stem: str | Path, *, dpi: int = DPI,

@@ -22,7 +22,7 @@ __all__ = [
     "PAPER_TABLE1", "METHOD_LABELS", "STABILISER_LABELS", "variant_label", "table1_frame",
     "table1_csv", "table1_markdown", "table1_latex", "write_table1", "latex_escape",
     "replace_between_markers", "update_readme", "outputs_markdown", "readme_outputs_section",
-    "README_BEGIN", "README_END",
+    "README_BEGIN", "README_END", "for_display",
 ]
 
 PAPER_TABLE1: dict[str, tuple[float, float]] = {
@@ -320,3 +320,20 @@ def paper_values(variants: Sequence[str] | None = None) -> Mapping[str, tuple[fl
     if variants is None:
         return dict(PAPER_TABLE1)
     return {v: PAPER_TABLE1[v] for v in variants if v in PAPER_TABLE1}
+
+
+def for_display(df: pd.DataFrame, *, decimals: int = 1) -> pd.DataFrame:
+    """A copy of ``df`` for showing in a notebook: floats rounded to ``decimals`` and every
+    missing value (NaN: a censored or undefined number, "empty" in the notebooks' text) as an
+    empty cell, as in the CSV files. Columns without a missing value keep their dtype; the
+    others become object columns. ``df`` itself is not changed (compute from it, not from
+    the copy)."""
+    out = df.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_float_dtype(values):
+            values = values.round(decimals)
+        if values.isna().any():
+            values = values.astype(object).where(values.notna(), "")
+        out[col] = values
+    return out

@@ -34,6 +34,7 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -381,7 +382,8 @@ def _check_compatible(runs: Sequence[RunSpec]) -> RunConfig:
 def make_train(runs: Sequence[RunSpec], *, progress: bool | str = False) -> Callable[[], list[dict[str, np.ndarray]]]:
     """A function that trains ``runs`` together and returns one result dict per run (in order).
 
-    ``progress``: False, True, or a description for the tqdm bar (rounds of episodes).
+    ``progress``: False, True, or a description for the tqdm bar (rounds of episodes); or a
+    callable, called as ``progress(rounds_done, rounds)`` after every round (no bar).
     """
     runs = list(runs)
     first = _check_compatible(runs)
@@ -411,8 +413,9 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
     }
     diverged_at = np.full(n, -1, np.int64)
     alive = np.ones(n, bool)
+    report = progress if callable(progress) else None
     desc = progress if isinstance(progress, str) else f"training {n} runs"
-    bar = tqdm(range(episodes), desc=desc, disable=not progress, unit="ep", leave=False)
+    bar = tqdm(range(episodes), desc=desc, disable=not progress or report is not None, unit="ep", leave=False)
     for ep in bar:
         uniforms = np.stack([s.actions.random(horizon) for s in streams])
         batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
@@ -431,7 +434,9 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
             out["update_seconds"][rows, ep] = time.perf_counter() - t0
             for i in rows[diverged.numpy()]:
                 diverged_at[i], alive[i] = ep, False
-        if progress:
+        if report is not None:
+            report(ep + 1, episodes)
+        elif progress:
             bar.set_postfix(mean_return=f"{np.nanmean(out['episode_return'][:, ep]):.1f}")
     out["env_steps"] = np.cumsum(out["episode_length"], axis=1)
     out["eval_return"] = evaluate(spec, theta, first, streams, alive)
@@ -554,9 +559,14 @@ def run_sweep(
     executor: cf.Executor | None = None,
     max_workers: int | None = None,
     runs_per_shard: int = 600,
-    progress: bool = True,
+    progress: bool | Callable[[int, int, int, int, int], object] = True,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Train (or load from ``store``) ``n_seeds`` seeds of every variant.
+
+    ``progress``: True shows tqdm bars; a callable gets, instead of bars,
+    ``progress(shard, n_shards, shard_runs, rounds_done, rounds)`` after every round of
+    episodes of every shard trained, in the process that trains the shard (so it must be
+    picklable when shards train in a process pool).
 
     Returns ``{variant: {field: array (n_seeds, ...)}}``. Cached runs are loaded; the rest are
     trained in shards of at most ``runs_per_shard`` runs, each shard saved to ``store`` as soon
@@ -608,14 +618,21 @@ def _train_missing(todo, store, version, executor, max_workers, runs_per_shard, 
     expected = numerics.signature()
     done: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     total = sum(len(s) for s in shards)
-    bar = tqdm(total=total, desc=f"runs ({len(shards)} shards)", disable=not progress, unit="run")
+    report = progress if callable(progress) else None
+    bar = tqdm(total=total, desc=f"runs ({len(shards)} shards)", disable=not progress or report is not None,
+               unit="run")
+
+    def hook(k, shard):
+        return partial(report, k, len(shards), len(shard)) if report is not None else False
+
     try:
         if pool is None:
             for k, shard in enumerate(shards):
-                label = f"shard {k + 1}/{len(shards)}" if progress else False
+                label = hook(k, shard) or (f"shard {k + 1}/{len(shards)}" if progress else False)
                 _finish(shard, train_runs(shard, label, expected), store, version, done, bar)
         else:
-            futures = {pool.submit(train_runs, shard, False, expected): shard for shard in shards}
+            futures = {pool.submit(train_runs, shard, hook(k, shard), expected): shard
+                       for k, shard in enumerate(shards)}
             for fut in cf.as_completed(futures):
                 _finish(futures[fut], fut.result(), store, version, done, bar)
     finally:

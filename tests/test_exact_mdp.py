@@ -367,6 +367,9 @@ def test_notebook_smoke(tmp_path):
                   derivations_csv=str(csv), figures_dir=str(tmp_path / "figures"))
     papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"), parameters=params,
                                kernel_name="python3", cwd=str(tmp_path), progress_bar=False)
+    from pgsom.pipeline import figure_cells_without_image
+
+    assert figure_cells_without_image(tmp_path / "out.ipynb") == []  # every figure shows
     df = pd.read_csv(csv)
     assert list(df.columns) == ["claim", "quantity", "value", "ci_low", "ci_high", "verdict"]
     assert np.isfinite(df[["value", "ci_low", "ci_high"]].to_numpy()).all()

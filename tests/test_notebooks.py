@@ -13,6 +13,8 @@ import papermill as pm
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
+from pgsom.pipeline import _is_figure_cell, figure_cells_without_image
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 OURS = ("main_results", "ablation", "statistics")
@@ -87,9 +89,28 @@ def test_ablation_notebook_writes_tables(tmp_path, cache):
     assert "`hessian+clip`" in md and r"\toprule" in tex and "202.70" in tex
 
 
+def _figures_shown(path: Path, n_figures: int) -> None:
+    """Every figure cell of the executed notebook shows its figure: one image/png output, and
+    the cell does not end by printing a list (of the saved paths)."""
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if c.cell_type == "code" and _is_figure_cell(c.source)]
+    assert len(cells) == n_figures
+    assert figure_cells_without_image(nb) == []
+    for c in cells:
+        pngs = [o for o in c.outputs if "image/png" in o.get("data", {})]
+        assert len(pngs) == 1, c.source  # not twice (inline backend + the returned figure)
+        assert not any(o.get("data", {}).get("text/plain", "").startswith("[") for o in c.outputs)
+
+
 def test_main_results_notebook_writes_figures(tmp_path, cache):
     figs = tmp_path / "figures"
-    execute("main_results", tmp_path, tiny(tmp_path, cache, methods=["pg", "rk"], figures_dir=str(figs)))
+    out = execute("main_results", tmp_path, tiny(tmp_path, cache, methods=["pg", "rk"], figures_dir=str(figs)))
+    _figures_shown(out, 2)
+    # the threshold table: medians never reached are empty cells, as the text says, not NaN
+    table = nbformat.read(out, as_version=4).cells[10]
+    assert "threshold_summary" in table.source
+    html = table.outputs[0]["data"]["text/html"]
+    assert "<td></td>" in html and "NaN" not in html and "nan" not in html
     for stem in ("fig2_learning_curves", "fig3_final_returns"):
         pdf, png = (figs / f"{stem}.pdf").read_bytes(), (figs / f"{stem}.png").read_bytes()
         assert pdf.startswith(b"%PDF") and b"CreationDate" not in pdf
@@ -114,6 +135,7 @@ def test_statistics_notebook_writes_summary(tmp_path, cache):
     for f in ("claims.md", "numbers.tex"):
         assert (paper / f).stat().st_size > 0
     assert (figures / "fig4_effects.png").read_bytes().startswith(b"\x89PNG")
+    _figures_shown(tmp_path / "statistics.out.ipynb", 1)
 
 
 @pytest.mark.parametrize("name, bad, message", [
@@ -129,6 +151,9 @@ def test_bad_parameter_fails_with_a_clear_message(tmp_path, cache, name, bad, me
     params.update(bad)
     with pytest.raises(PapermillExecutionError) as err:
         execute(name, tmp_path, params)
-    assert err.value.ename == "ValueError"
-    assert message in str(err.value)
+    assert err.value.ename == "ParameterError"  # a ValueError subclass
+    assert message in err.value.evalue
+    # what the reader sees: one line, no traceback through the package
+    assert len(err.value.traceback) == 1 and message in err.value.traceback[0]
+    assert "experiments.py" not in str(err.value)
     assert not (tmp_path / "p").exists() and not (tmp_path / "f").exists()

@@ -161,6 +161,76 @@ def test_pipeline_fails_loudly_on_a_notebook_error(tmp_path):
     assert "broken.ipynb" in msg
 
 
+def test_pipeline_bad_parameter_is_one_line_naming_the_notebook(tmp_path, capfd):
+    # the validation cell's ParameterError: the notebook's own one line, named; and no
+    # "Kernel is running over TCP without encryption" from the kernel (CurveZMQ is provisioned)
+    src = _notebook(tmp_path / "checked.ipynb",
+                    "from pgsom import experiments as ex\nex.validate_parameters(episodes=-3)")
+    spec = pl.NotebookSpec("checked", (), source=str(src))
+    with pytest.raises(pl.PipelineError) as err:
+        pl.run_pipeline("quick", out=tmp_path / "out", notebooks=[spec], progress_bar=False,
+                        log=lambda s: None)
+    assert str(err.value) == ("notebook 'checked': bad parameter: episodes must be an int >= 1 "
+                              "(training episodes per run), got -3")
+    out = capfd.readouterr()
+    assert "without encryption" not in out.err + out.out
+
+
+def test_pipeline_relays_training_progress_to_the_terminal(tmp_path):
+    body = ("from pgsom import experiments as ex\n"
+            f"ex.load_experiment(['paper'], n_seeds={{'paper': 3}}, variants=['pg', 'rk'], episodes=4, "
+            f"eval_episodes=1, cache_dir={str(tmp_path / 'cache')!r}, max_workers=1, log=None)\n"
+            "print('trained')")
+    src = _notebook(tmp_path / "trains.ipynb", body)
+    spec = pl.NotebookSpec("trains", (), source=str(src))
+    lines = []
+    pl.run_pipeline("quick", out=tmp_path / "out", notebooks=[spec], progress_bar=False, log=lines.append)
+    progress = [line for line in lines if "runs trained" in line]
+    assert progress, lines
+    assert progress[0].startswith("  trains: protocol 'paper': ") and "/6 runs trained" in progress[0]
+    assert progress[-1].startswith("  trains: protocol 'paper': 6/6 runs trained (100%), done in ")
+    executed = nbformat.read(tmp_path / "out" / "paper" / "notebooks" / "trains.ipynb", as_version=4)
+    outputs = executed.cells[-1].outputs
+    assert [o.get("text") for o in outputs] == ["trained\n"]  # the notebook shows no progress
+    assert ex.PROGRESS_FILE_ENV not in __import__("os").environ  # restored
+
+
+def test_progress_relay_lines_and_time_left(tmp_path):
+    import json
+    import os
+
+    lines = []
+    with pl.ProgressRelay("nb", lines.append, every_s=0.0, poll_s=0.05) as relay:
+        path = os.environ[ex.PROGRESS_FILE_ENV]
+        t0 = 1000.0
+        reports = [(0, 1, 10), (1, 1, 10), (0, 5, 10), (1, 5, 10), (0, 10, 10), (1, 10, 10)]
+        with open(path, "a") as f:
+            for k, (shard, done, rounds) in enumerate(reports):
+                f.write(json.dumps({"protocol": "powered", "runs": 100, "shard": shard, "shards": 2,
+                                    "shard_runs": 50, "round": done, "rounds": rounds,
+                                    "time": t0 + 10.0 * done}) + "\n")
+            f.write("not json\n")
+    assert relay.path == path and not Path(path).exists()
+    assert lines[0] == "  nb: protocol 'powered': 5/100 runs trained (5%), time left not known yet"
+    # half done after 40 s (first report at 10 s): about 40 s left
+    assert lines[3] == "  nb: protocol 'powered': 50/100 runs trained (50%), about 40 s left"
+    assert lines[-1] == "  nb: protocol 'powered': 100/100 runs trained (100%), done in 1 min 30 s"
+    assert "runs trained" in lines[4] and len(lines) == 6
+
+
+def test_figure_cells_without_image():
+    from nbformat.v4 import new_output
+
+    save = new_code_cell("fig = make()\nplots.save_figure(fig, 'x')\nfig")
+    shown = new_code_cell("fig.savefig('y.png')")
+    shown.outputs = [new_output("display_data", data={"image/png": "iVBORw0KGgo=", "text/plain": "<Figure>"})]
+    helper = new_code_cell("def savefig(fig, name):\n    fig.savefig(name)")  # defines, does not save
+    listed = new_code_cell("plots.save_figure(fig, 'z')")
+    listed.outputs = [new_output("execute_result", data={"text/plain": "[PosixPath('z.pdf')]"})]
+    nb = new_notebook(cells=[helper, save, shown, listed, new_code_cell("x = 1")])
+    assert pl.figure_cells_without_image(nb) == [1, 3]
+
+
 def test_pipeline_rejects_unknown_names(tmp_path):
     with pytest.raises(pl.PipelineError, match="unknown notebook"):
         pl.run_pipeline("quick", only=["nope"], out=tmp_path, log=lambda s: None)
@@ -184,28 +254,51 @@ def test_citation_cff_is_valid_cff_1_2_0():
     import yaml
 
     cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    # the parts of the CFF 1.2.0 schema (schema.json of citation-file-format) this file uses
+    text = {"type": "string", "minLength": 1}
     entity = {"type": "object", "required": ["name"], "additionalProperties": False,
-              "properties": {"name": {"type": "string", "minLength": 1}}}
-    reference = {"type": "object", "required": ["authors", "title", "type"],
-                 "properties": {"authors": {"type": "array", "minItems": 1, "items": entity},
-                                "title": {"type": "string", "minLength": 1},
-                                "type": {"enum": ["article", "generic", "unpublished"]},
-                                "notes": {"type": "string"}}}
-    schema = {  # the parts of the CFF 1.2.0 schema this file uses
+              "properties": {"name": text}}
+    person = {"type": "object", "required": ["family-names", "given-names"], "additionalProperties": False,
+              "properties": {"family-names": text, "given-names": text, "affiliation": text}}
+    doi = {"type": "string", "pattern": r"^10\.\d{4,9}(\.\d+)?/[A-Za-z0-9:/_;\-\.\(\)\[\]\\]+$"}
+    url = {"type": "string", "pattern": r"^(https|http|ftp|sftp)://.+"}
+    identifier = {"type": "object", "required": ["type", "value"], "additionalProperties": False,
+                  "properties": {"type": {"enum": ["doi", "url", "swh", "other"]}, "value": text,
+                                 "description": text}}
+    reference = {"type": "object", "required": ["authors", "title", "type"], "additionalProperties": False,
+                 "properties": {"authors": {"type": "array", "minItems": 1, "items": {"anyOf": [person, entity]}},
+                                "title": text, "type": {"enum": ["article", "generic", "unpublished"]},
+                                "journal": text, "year": {"type": "integer"},
+                                "month": {"type": "integer", "minimum": 1, "maximum": 12},
+                                "doi": doi, "url": url, "notes": text,
+                                "identifiers": {"type": "array", "minItems": 1, "items": identifier},
+                                "keywords": {"type": "array", "items": text, "uniqueItems": True}}}
+    schema = {
         "type": "object", "required": ["authors", "cff-version", "message", "title"],
         "additionalProperties": False,
         "properties": {
             "cff-version": {"type": "string", "pattern": r"^1\.2\.0$"},
-            "message": {"type": "string", "minLength": 1}, "title": {"type": "string", "minLength": 1},
+            "message": text, "title": text,
             "type": {"enum": ["software", "dataset"]}, "version": {"type": "string"},
             "license": {"enum": ["MIT"]}, "abstract": {"type": "string"},
             "keywords": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
-            "authors": {"type": "array", "minItems": 1, "items": entity},
+            "authors": {"type": "array", "minItems": 1, "items": {"anyOf": [person, entity]}},
             "preferred-citation": reference,
         },
     }
     jsonschema.validate(cff, schema)
-    assert cff["preferred-citation"]["title"] == "Policy Gradient with Second-Order Momentum (PG-SOM)"
+    ref = cff["preferred-citation"]
+    assert ref["title"] == "Policy Gradient with Second Order Momentum"  # as on arXiv
+    assert ref["authors"] == [{"family-names": "Sun", "given-names": "Tianyu",
+                               "affiliation": "Department of Mathematics, Indiana University, Bloomington, Indiana"}]
+    assert (ref["year"], ref["month"], ref["doi"]) == (2025, 5, "10.48550/arXiv.2505.11561")
+    assert ref["url"] == "https://arxiv.org/abs/2505.11561" and "unknown" not in str(cff).lower()
+    assert {i["type"]: i["value"] for i in ref["identifiers"]}["other"] == "arXiv:2505.11561 [cs.LG]"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")  # the README cites the same entry
+    citing = readme[readme.index("## Citing"):]
+    for needle in ("Tianyu Sun", "Policy Gradient with Second Order Momentum", "2505.11561",
+                   "10.48550/arXiv.2505.11561", "year          = {2025}"):
+        assert needle in citing, needle
 
 
 def test_license_and_environment_mirror_the_lock():

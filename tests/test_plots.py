@@ -144,3 +144,59 @@ def test_effects_one_row_per_comparison_filled_when_significant(tmp_path):
     a = plots.save_figure(fig_a, tmp_path / "a" / "fig4")
     b = plots.save_figure(fig_b, tmp_path / "b" / "fig4")
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_style_leaves_interactive_mode_and_other_rcparams_alone():
+    # plt.rc_context would restore "interactive" on exit: a notebook backend that switches it on
+    # while the kernel's first figure is made inside the style would leave it off for good
+    for state in (True, False):
+        matplotlib.interactive(state)
+        with plots.style():
+            matplotlib.interactive(not state)  # what the notebook backend does on first use
+            assert matplotlib.rcParams["font.size"] == plots.STYLE["font.size"]
+        assert matplotlib.is_interactive() is (not state)
+    matplotlib.interactive(False)
+    before = matplotlib.rcParams["font.size"]
+    with plots.style():
+        matplotlib.rcParams["lines.markersize"] = 17.0  # not a style key: kept
+    assert matplotlib.rcParams["font.size"] == before and matplotlib.rcParams["lines.markersize"] == 17.0
+    matplotlib.rcdefaults()
+
+
+def test_figures_are_returned_detached_from_pyplot():
+    # a notebook cell ends with the figure: the inline backend must not show it a second time
+    r, s = _curves(3)
+    plt.close("all")
+    figs = [plots.figure2({"pg": r}, {"pg": (s, r)}), plots.figure3({"paper": {"pg": r[:, -1]}})]
+    assert plt.get_fignums() == []
+    for fig in figs:
+        buf = __import__("io").BytesIO()
+        fig.savefig(buf, format="png")  # still drawable and savable after the close
+        assert fig.axes and buf.getvalue().startswith(b"\x89PNG")
+
+
+def test_figure2b_rule_is_what_is_drawn_and_stated_in_the_captions():
+    # two runs, one much longer in steps: thick mean + band up to the shorter run's last step,
+    # then a thin line of the longer run's curve (coverage 1/2 >= min_coverage), no band
+    r = np.full((2, 5), 100.0)
+    r[1] = 300.0
+    steps = np.array([[10, 20, 30, 40, 50], [10, 20, 30, 40, 200]], dtype=float)
+    ax = plots.learning_curves_env_steps({"pg": (steps, r)}, smooth=1, n_grid=21)
+    thick, thin = ax.get_lines()[0], ax.get_lines()[1]
+    assert thin.get_linewidth() < thick.get_linewidth()
+    x, y = np.asarray(thin.get_xdata()), np.asarray(thin.get_ydata(), float)
+    assert x.min() > 50 and np.all(y == 300.0)  # only the remaining run, beyond the shorter one
+    bands = [c for c in ax.collections if c.get_paths()]
+    assert len(bands) == 1 and bands[0].get_paths()[0].vertices[:, 0].max() <= 50 + 1e-9
+    ax3 = plots.learning_curves_env_steps({"pg": (steps, r)}, smooth=1, n_grid=21, min_coverage=0.6)
+    assert len(ax3.get_lines()) == 1 + 2  # no thin line under 60% coverage (+2 thresholds)
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parent.parent
+    nb = nbformat.read(root / "notebooks" / "main_results.ipynb", as_version=4)
+    caption = next(c.source for c in nb.cells if c.cell_type == "markdown" and "**Figure 2.**" in c.source)
+    assert plots.FIGURE2B_RULE in caption
+    readme = " ".join((root / "README.md").read_text(encoding="utf-8").split())
+    assert plots.FIGURE2B_RULE in readme

@@ -137,3 +137,14 @@ def test_table1_frame_keeps_all_nan_variant():
     assert df.loc[0, "ours_paper_diverged"] == 2 and np.isnan(df.loc[0, "ours_paper_mean"])
     md = report.table1_markdown(df)
     assert "2 (2 div.) | n/a ± n/a | [n/a, n/a]" in md
+
+
+def test_for_display_shows_missing_values_as_empty_cells():
+    df = pd.DataFrame({"variant": ["pg", "rk"], "n": [5, 5], "median": [123.456, np.nan],
+                       "mean": [1.26, 2.0]})
+    shown = report.for_display(df)
+    assert shown["median"].tolist() == [123.5, ""] and shown["mean"].tolist() == [1.3, 2.0]
+    assert shown["n"].dtype == df["n"].dtype and shown["mean"].dtype == float
+    assert "NaN" not in shown.to_html() and "nan" not in shown.to_string()
+    assert np.isnan(df.loc[1, "median"])  # the frame itself is unchanged
+    assert report.for_display(df, decimals=2)["median"].tolist() == [123.46, ""]

@@ -141,13 +141,26 @@ def test_corrupt_cache_file_is_detected(tmp_path):
 
 
 def test_process_pool_gives_the_same_numbers(tmp_path):
+    import json
+
+    from pgsom.experiments import ProgressFile
+
     variants = dict([variant("pg", base=SHORT), variant("hessian", base=SHORT)])
-    inline = run_sweep(variants, 4, max_workers=1, progress=False)
+    calls = []
+    inline = run_sweep(variants, 4, max_workers=1, progress=lambda *a: calls.append(a))
+    # inline: one shard of 8 runs, a call after each of the SHORT.episodes rounds
+    assert calls == [(0, 1, 8, k, SHORT.episodes) for k in range(1, SHORT.episodes + 1)]
+    log = tmp_path / "progress.jsonl"
     with cf.ProcessPoolExecutor(2, mp_context=__import__("multiprocessing").get_context("spawn")) as pool:
-        pooled = run_sweep(variants, 4, executor=pool, runs_per_shard=3, progress=False)
+        pooled = run_sweep(variants, 4, executor=pool, runs_per_shard=3,
+                           progress=ProgressFile(str(log), "p", 8))  # pickled into the workers
     for name in variants:
         for f in DETERMINISTIC:
             np.testing.assert_array_equal(inline[name][f], pooled[name][f])
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    finished = {m["shard"]: m["shard_runs"] for m in lines if m["round"] == m["rounds"] == SHORT.episodes}
+    assert sum(finished.values()) == 8 and len(finished) == lines[0]["shards"] >= 2
+    assert {m["protocol"] for m in lines} == {"p"} and {m["runs"] for m in lines} == {8}
 
 
 def test_bad_sweep_arguments():
