@@ -62,12 +62,26 @@ SHARD_SECONDS = 30.0
 """Most work (seconds of one worker) a shard should hold: what an interrupted sweep may lose
 per worker."""
 
-SHARD_WORK = 40_000
-"""Run-episodes (runs x (training + evaluation episodes)) per shard at most: about 20 s of one
-worker on the development machine for a mix of all 22 variants at 500 episodes (measured
-throughput ~2000 run-episodes/s of CPU per worker at 22-176 runs per shard, see the README's
-"Running on a cluster"), leaving headroom for slower cores below :data:`SHARD_SECONDS`. Shards
-of one seed of every variant (22 runs) still batch well; smaller ones lose throughput."""
+SHARD_WORK = 32_000
+"""Work (:func:`run_work`: ``pg``-equivalent run-episodes) per shard at most, for the resume
+bound :data:`SHARD_SECONDS`. Measured on the development machine (2 cores shared with other
+jobs, one worker process, CPU seconds of :func:`pgsom.runner.train_runs`, 500 + 10 episodes
+a run):
+
+* 22 variants x 6 seeds cut by :func:`plan_sweep` into 3 shards of 32 640: 32.6, 29.5 and
+  23.4 s (85.5 s in all); the old plan (whole seeds, 2 shards of 66 runs): 34.5 and 30.4 s
+  (64.9 s in all). A shard costs about F + b k for k runs: F ~ 10-20 s is the lockstep
+  rollout (every round steps until the shard's longest episode ends, up to 500 steps), b ~
+  0.2 s (pg) to 1.2 s (npg) a run. Each extra shard pays F again: the resume bound costs
+  throughput (here +32 %), and a shard below ~20 runs is mostly F.
+* one variant, k seeds: pg 10 / 50 / 100 runs: 0.97 / 0.38 / 0.27 s a run; hessian 10 / 50:
+  1.47 / 0.65 s; npg 10 / 50: 1.87 / 1.29 s.
+
+Pass a larger ``shard_work`` to :func:`run_many` for throughput over resume granularity."""
+
+METHOD_COST = {"pg": 1.0, "rk": 1.0, "adam": 1.0, "hessian": 2.0, "npg": 4.0}
+"""CPU cost of a run-episode of each method relative to ``pg`` in shards of 50 runs (measured:
+hessian 1.7x, npg 3.4x; rk and adam are no dearer than pg in ``python -m pgsom bench``)."""
 
 
 class CodeVersionMismatch(RuntimeError):
@@ -165,10 +179,6 @@ def executor_slots(executor: cf.Executor | None, max_workers: int | None = None)
     if executor is not None and isinstance(n, int) and n >= 1:
         return n
     return fallback
-
-
-METHOD_COST = {"pg": 1.0, "rk": 1.0, "adam": 1.0, "hessian": 3.0, "npg": 4.0}
-"""CPU cost of a run-episode of each method relative to ``pg`` (measured, see :data:`SHARD_WORK`)."""
 
 
 def run_work(run: RunSpec) -> float:
@@ -416,14 +426,31 @@ def executor_for(scheduler: str | None, *, timeout_s: float = 10.0) -> cf.Execut
     except ImportError as e:
         raise ImportError(f"scheduler={scheduler!r} needs Dask: pip install -e '.[dask]' "
                           f"(dask and distributed, pinned in requirements.lock); {e}") from None
+    address = scheduler.strip()
     try:
-        client = Client(scheduler.strip(), timeout=timeout_s, set_as_default=False)
+        _probe(address, timeout_s)  # first: a Client that fails to connect leaves noise at exit
+        client = Client(address, timeout=timeout_s, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as e:
         raise SchedulerError(
             f"scheduler={scheduler!r}: no Dask scheduler answered within {timeout_s:g} s "
             f"({type(e).__name__}: {e}); scheduler must be {allowed} (start one with "
             "`dask scheduler` or dask-jobqueue, see the README's 'Running on a cluster')") from None
     return client.get_executor()
+
+
+def _probe(address: str, timeout_s: float) -> None:
+    """Open and close one connection to the scheduler at ``address`` (OSError if none answers
+    within ``timeout_s``), in a thread of its own: a notebook's kernel already runs an event loop."""
+    import asyncio
+
+    from distributed.comm import connect
+
+    async def probe() -> None:
+        comm = await connect(address, timeout=timeout_s)
+        await comm.close()
+
+    with cf.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe()).result()
 
 
 def close_executor(executor: cf.Executor | None) -> None:

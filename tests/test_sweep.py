@@ -140,6 +140,24 @@ def test_worker_refuses_another_code_version_and_the_driver_refuses_its_results(
     assert store.keys() == []
 
 
+def test_protocols_are_submitted_together(tmp_path, monkeypatch):
+    calls = []
+    original = sweep.run_many
+
+    def spy(runs, **kwargs):
+        calls.append({r.root_seed for r in runs})
+        return original(runs, **kwargs)
+
+    monkeypatch.setattr(sweep, "run_many", spy)
+    fake = InlineExecutor(1)  # one worker: all five runs fit one shard
+    data = ex.load_experiment(["paper", "powered"], n_seeds={"paper": 2, "powered": 3}, variants=["pg"],
+                              episodes=2, eval_episodes=0, cache_dir=tmp_path, executor=fake, log=None)
+    roots = {ex.PROTOCOLS["paper"].root_seed, ex.PROTOCOLS["powered"].root_seed}
+    assert calls == [roots]  # one plan for both protocols
+    assert any({r.root_seed for r in s} == roots for s in fake.shards)  # shards mix protocols
+    assert data.returns("powered", "pg").shape == (3, 2) and data.returns("paper", "pg").shape == (2, 2)
+
+
 # --------------------------------------------------------------------------- Dask
 
 
@@ -159,6 +177,11 @@ def test_dask_local_cluster_gives_the_process_pools_bytes(tmp_path, reference):
             worker_pids = set(executor._client.run(os.getpid).values())
         finally:
             sweep.close_executor(executor)
+        kw = dict(n_seeds={"paper": 2}, variants=["pg", "rk"], episodes=4, eval_episodes=1, log=None)
+        on_cluster = ex.load_experiment(["paper"], cache_dir=tmp_path / "c1",
+                                        scheduler=cluster.scheduler_address, **kw)
+    here = ex.load_experiment(["paper"], cache_dir=tmp_path / "c2", max_workers=1, **kw)
+    assert on_cluster.finals.equals(here.finals) and on_cluster.curves.equals(here.curves)
     assert_same_bytes(dask, pooled)
     assert_same_bytes(dask, reference)
     # each run's metadata names the worker that trained it, with the driver's code version
