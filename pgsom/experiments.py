@@ -1,8 +1,8 @@
 """The paper's experiments: protocols, variants, parameter checks and tidy results.
 
 Every notebook gets its data from :func:`load_experiment`, which runs (or loads from the
-results cache) :func:`pgsom.sweep.run_many` on the runs of every protocol at once. The cache is
-keyed by content (run config, root seed, seed index, training source), so the ``ablation`` notebook trains and
+results cache) :func:`pgsom.sweep.run_many` for all protocols at once. The cache is keyed by content
+(run config, root seed, seed index, training source), so the ``ablation`` notebook trains and
 ``main_results`` / ``statistics`` load the same runs.
 
 Protocols (each with its own fixed root seed, so the two are independent samples; per-run
@@ -384,7 +384,8 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
     cluster = executor_for(scheduler)
     try:
         flat = run_many([r for p in protocols for r in specs[p]], store=store,
-                        executor=cluster or executor, max_workers=max_workers, progress=progress)
+                        executor=cluster if cluster is not None else executor,
+                        max_workers=max_workers, progress=progress)
     finally:
         close_executor(cluster)
     if log and to_train:

@@ -123,7 +123,8 @@ def _describe_worker() -> str:
 
     import torch
 
-    return (f"worker {socket.gethostname()} (pid {os.getpid()}, pgsom from {os.path.dirname(runner.__file__)}, "
+    return (f"worker {socket.gethostname()} (pid {os.getpid()}, "
+            f"pgsom from {os.path.dirname(runner.__file__)}, "
             f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__})")
 
 
@@ -185,7 +186,8 @@ def run_work(run: RunSpec) -> float:
     """Work estimate of a run in ``pg`` run-episodes: (training + evaluation episodes) x
     :data:`METHOD_COST` of its method."""
     c = run.config
-    return (int(c.episodes) + int(c.eval_episodes)) * METHOD_COST.get(c.algo.method, max(METHOD_COST.values()))
+    cost = METHOD_COST.get(c.algo.method, max(METHOD_COST.values()))
+    return (int(c.episodes) + int(c.eval_episodes)) * cost
 
 
 def plan_shards(runs: Sequence[RunSpec], n_shards: int) -> list[list[RunSpec]]:

@@ -211,7 +211,8 @@ def test_unreachable_scheduler_is_a_clear_error():
         ex.validate_parameters(scheduler=8786)
     p = ex.validate_parameters(protocols="paper", scheduler=" tcp://h:8786 ")
     assert ex.experiment_kwargs(p)["scheduler"] == "tcp://h:8786"
-    assert ex.experiment_kwargs(ex.validate_parameters(protocols="paper", scheduler=None))["scheduler"] is None
+    p = ex.validate_parameters(protocols="paper", scheduler=None)
+    assert ex.experiment_kwargs(p)["scheduler"] is None
 
 
 # --------------------------------------------------------------------------- resume
