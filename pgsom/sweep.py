@@ -55,7 +55,7 @@ __all__ = [
     "SHARD_SECONDS", "SHARD_WORK", "CodeVersionMismatch", "NumericsMismatch", "SchedulerError",
     "ShardResult", "METHOD_COST", "worker_environment", "train_shard", "executor_slots", "run_work",
     "plan_shards", "plan_sweep", "run_key", "run_many", "run_sweep", "executor_for",
-    "close_executor",
+    "close_executor", "measure_shards",
 ]
 
 SHARD_SECONDS = 30.0
@@ -68,12 +68,15 @@ bound :data:`SHARD_SECONDS`. Measured on the development machine (2 cores shared
 jobs, one worker process, CPU seconds of :func:`pgsom.runner.train_runs`, 500 + 10 episodes
 a run):
 
-* 22 variants x 6 seeds cut by :func:`plan_sweep` into 3 shards of 32 640: 32.6, 29.5 and
-  23.4 s (85.5 s in all); the old plan (whole seeds, 2 shards of 66 runs): 34.5 and 30.4 s
-  (64.9 s in all). A shard costs about F + b k for k runs: F ~ 10-20 s is the lockstep
-  rollout (every round steps until the shard's longest episode ends, up to 500 steps), b ~
-  0.2 s (pg) to 1.2 s (npg) a run. Each extra shard pays F again: the resume bound costs
-  throughput (here +32 %), and a shard below ~20 runs is mostly F.
+* ``python -m pgsom.sweep --seeds 6`` (22 variants x 6 seeds, 132 runs): 4 shards of work
+  24 480 (27-36 runs, 5-6 variants each) took 24.4, 19.1, 23.1 and 23.1 s, 89.7 s in all.
+  With ``SHARD_WORK`` = 40 000 the same runs made 3 shards: 32.6, 29.5, 23.4 s (85.5 s); the
+  plan before this module (whole seeds, max(workers, runs / 600) shards: 2 of 66 runs) took
+  34.5 and 30.4 s (64.9 s). A shard costs about F + b k for k runs: F ~ 10-20 s is the
+  lockstep rollout (every round steps until the shard's longest episode ends, up to 500
+  steps), b ~ 0.2 s (pg) to 1.2 s (npg) a run. Each extra shard pays F again: the resume
+  bound costs throughput (here +38 % CPU against 2 shards), and a shard below ~20 runs is
+  mostly F.
 * one variant, k seeds: pg 10 / 50 / 100 runs: 0.97 / 0.38 / 0.27 s a run; hessian 10 / 50:
   1.47 / 0.65 s; npg 10 / 50: 1.87 / 1.29 s.
 
@@ -463,3 +466,67 @@ def close_executor(executor: cf.Executor | None) -> None:
     executor.shutdown(wait=False)
     if client is not None:
         client.close()
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def measure_shards(seeds: int = 6, *, episodes: int = 500, eval_episodes: int = 10,
+                   shard_work: int = SHARD_WORK, slots: int = 2, log=print) -> list[dict[str, Any]]:
+    """Train the :func:`plan_sweep` shards of every variant x ``seeds`` seeds in this process,
+    one after another, and report each shard's runs, variants, work and CPU seconds: checks
+    :data:`SHARD_WORK` against :data:`SHARD_SECONDS` on this machine
+    (``python -m pgsom.sweep --seeds 6``). Seeds are indices 10 000+ of the powered root seed,
+    apart from the protocols' runs; nothing is cached."""
+    import torch
+
+    from pgsom.experiments import PROTOCOLS, make_variants
+
+    torch.set_num_threads(1)
+    configs = make_variants(None, episodes=episodes, eval_episodes=eval_episodes)
+    root = PROTOCOLS["powered"].root_seed
+    runs = [RunSpec(v, c, 10_000 + i, root) for v, c in configs.items() for i in range(seeds)]
+    shards = plan_sweep(runs, slots, shard_work=shard_work)
+    from pgsom import numerics
+
+    version, expected = runner.training_source_version(), numerics.signature()
+    rows = []
+    for k, shard in enumerate(shards):
+        c0 = time.process_time()
+        train_shard(shard, version, expected)
+        cpu = time.process_time() - c0
+        rows.append({"shard": k + 1, "runs": len(shard), "variants": len({r.variant for r in shard}),
+                     "work": sum(run_work(r) for r in shard), "cpu_s": cpu})
+        log(f"shard {k + 1}/{len(shards)}: {len(shard)} runs, {rows[-1]['variants']} variants, "
+            f"work {rows[-1]['work']:.0f}, {cpu:.1f} CPU-s")
+    total = sum(r["cpu_s"] for r in rows)
+    log(f"{len(runs)} runs x {episodes + eval_episodes} episodes in {len(shards)} shards: {total:.1f} "
+        f"CPU-s, {len(runs) * (episodes + eval_episodes) / total:.0f} run-episodes/CPU-s, largest shard "
+        f"{max(r['cpu_s'] for r in rows):.1f} CPU-s (bound {SHARD_SECONDS:g} s)")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m pgsom.sweep",
+                                     description="CPU seconds of each shard of a sweep of every variant "
+                                                 "(checks SHARD_WORK on this machine)")
+    parser.add_argument("--seeds", type=int, default=6, help="seeds per variant (default 6)")
+    parser.add_argument("--episodes", type=int, default=500, help="training episodes (default 500)")
+    parser.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    parser.add_argument("--shard-work", type=int, default=SHARD_WORK,
+                        help=f"run-episodes per shard at most (default {SHARD_WORK})")
+    args = parser.parse_args(argv)
+    for name in ("seeds", "episodes", "shard_work"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    measure_shards(args.seeds, episodes=args.episodes, eval_episodes=args.eval_episodes,
+                   shard_work=args.shard_work)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -116,6 +116,14 @@ def test_shards_respect_the_work_bound_and_keep_variants_together():
         sweep.run_many(runs[:1], shard_work=0)
 
 
+def test_measure_shards_reports_every_shard_of_the_plan():
+    lines = []
+    rows = sweep.measure_shards(1, episodes=2, eval_episodes=0, shard_work=5, log=lines.append)
+    assert sum(r["runs"] for r in rows) == len(ex.all_variants())
+    assert all(r["work"] <= 5 + 2 * max(sweep.METHOD_COST.values()) and r["cpu_s"] >= 0 for r in rows)
+    assert len(lines) == len(rows) + 1 and "CPU-s" in lines[-1]
+
+
 # --------------------------------------------------------------------------- provenance
 
 
