@@ -1,7 +1,7 @@
 """The paper's experiments: protocols, variants, parameter checks and tidy results.
 
 Every notebook gets its data from :func:`load_experiment`, which runs (or loads from the
-results cache) :func:`pgsom.runner.run_sweep` for each protocol. The cache is keyed by content
+results cache) :func:`pgsom.sweep.run_many` for all protocols at once. The cache is keyed by content
 (run config, root seed, seed index, training source), so the ``ablation`` notebook trains and
 ``main_results`` / ``statistics`` load the same runs.
 
@@ -203,6 +203,11 @@ def _check(name: str, value: Any) -> Any:
         return _int(name, value, 1, "trailing-mean window of the plotted curves")
     if name == "max_workers":
         return _int(name, value, 1, "training processes; None uses every core", optional=True)
+    if name == "scheduler":
+        if value is None or (isinstance(value, str) and value.strip()):
+            return None if value is None else value.strip()
+        raise ValueError("scheduler must be None (the local process pool) or the address of a "
+                         f"running Dask scheduler such as 'tcp://10.0.0.5:8786', got {value!r}")
     if name in ("n_boot",):
         return _int(name, value, 100, "bootstrap resamples")
     if name in ("stats_seed",):
@@ -272,6 +277,7 @@ def experiment_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
         "eval_episodes": params.get("eval_episodes", 10),
         "cache_dir": params.get("cache_dir", DEFAULT_CACHE_DIR),
         "max_workers": params.get("max_workers"),
+        "scheduler": params.get("scheduler"),
         "progress": params.get("progress", False),
     }
 
@@ -394,17 +400,22 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
                     variants: Sequence[str] | None = None, episodes: int = 500,
                     eval_episodes: int = 10, cache_dir: str | Path = DEFAULT_CACHE_DIR,
                     max_workers: int | None = None, progress: bool = False,
-                    log: Callable[[str], Any] | None = print, executor=None) -> Experiment:
-    """Train or load every variant of every protocol through :func:`pgsom.runner.run_sweep`.
+                    log: Callable[[str], Any] | None = print, executor=None,
+                    scheduler: str | None = None) -> Experiment:
+    """Train or load every variant of every protocol through :func:`pgsom.sweep.run_many`.
 
     ``n_seeds`` / ``root_seeds`` override a protocol's defaults (None keeps them).
-    Runs already in the results cache ``cache_dir`` are loaded, the others trained and cached.
+    Runs already in the results cache ``cache_dir`` are loaded, the others trained and cached;
+    the runs of all protocols are submitted together. ``scheduler``: None trains on a local
+    process pool (or on ``executor`` when given), an address (``"tcp://host:8786"``) on that
+    Dask cluster (:func:`pgsom.sweep.executor_for`; an unreachable address raises naming it).
     ``progress`` shows tqdm bars while training, unless the environment variable
     :data:`PROGRESS_FILE_ENV` names a file: then progress goes to that file
     (:class:`ProgressFile`) and no bar is shown.
     """
-    from pgsom.runner import RunSpec, run_key, run_sweep, training_source_version
+    from pgsom.runner import RESULT_FIELDS, RunSpec, training_source_version
     from pgsom.store import ResultStore
+    from pgsom.sweep import close_executor, executor_for, run_key, run_many
 
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
@@ -412,25 +423,43 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
     configs = make_variants(variants, episodes=episodes, eval_episodes=eval_episodes)
     store = ResultStore(resolve_path(cache_dir))
     version = training_source_version()
+    if scheduler is not None and executor is not None:
+        raise ValueError(f"pass scheduler or executor, not both (scheduler={scheduler!r}, "
+                         f"executor={executor!r})")
     n_seeds, root_seeds = dict(n_seeds or {}), dict(root_seeds or {})
-    resolved, runs = {}, {}
+    resolved, specs, to_train = {}, {}, 0
     for p in protocols:
         proto = PROTOCOLS[p].replace(n_seeds.get(p), root_seeds.get(p))
         resolved[p] = proto
-        total = len(configs) * proto.n_seeds
-        cached = sum(run_key(RunSpec(v, c, i, proto.root_seed), version) in store
-                     for v, c in configs.items() for i in range(proto.n_seeds))
+        specs[p] = [RunSpec(v, c, i, proto.root_seed) for v, c in configs.items()
+                    for i in range(proto.n_seeds)]
+        total = len(specs[p])
+        cached = sum(run_key(r, version) in store for r in specs[p])
+        to_train += total - cached
         if log:
             log(f"protocol {p!r}: {len(configs)} variants x {proto.n_seeds} seeds = {total} runs "
                 f"of {episodes} episodes, root seed {proto.root_seed}; {cached} cached, "
                 f"{total - cached} to train")
-        t0 = time.perf_counter()
+    t0 = time.perf_counter()
+    cluster = executor_for(scheduler)
+    try:
         relay = os.environ.get(PROGRESS_FILE_ENV)
-        report = ProgressFile(relay, p, total - cached) if relay else progress
-        runs[p] = run_sweep(configs, proto.n_seeds, root_seed=proto.root_seed, store=store,
-                            executor=executor, max_workers=max_workers, progress=report)
-        if log and cached < total:
-            log(f"protocol {p!r}: trained in {time.perf_counter() - t0:.0f} s")
+        report = ProgressFile(relay, "+".join(protocols), to_train) if relay else progress
+        flat = run_many([r for p in protocols for r in specs[p]], store=store,
+                        executor=cluster if cluster is not None else executor,
+                        max_workers=max_workers, progress=report)
+    finally:
+        close_executor(cluster)
+    if log and to_train:
+        log(f"trained {to_train} runs of {len(protocols)} protocol(s) in "
+            f"{time.perf_counter() - t0:.0f} s")
+    runs, k = {}, 0
+    for p in protocols:
+        n = resolved[p].n_seeds
+        runs[p] = {}
+        for v in configs:
+            runs[p][v] = {f: np.stack([r[f] for r in flat[k : k + n]]) for f in RESULT_FIELDS}
+            k += n
     finals = pd.concat([tidy_finals(resolved[p], runs[p]) for p in protocols], ignore_index=True)
     curves = pd.concat([tidy_curves(resolved[p], runs[p]) for p in protocols], ignore_index=True)
     return Experiment(resolved, list(configs), episodes, runs, finals, curves)

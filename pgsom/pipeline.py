@@ -179,6 +179,7 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
             "variants": list(profile.variants) if profile.variants is not None else None,
             "cache_dir": _rel(cache_dir),
             "max_workers": None,
+            "scheduler": None,  # --set scheduler=tcp://host:8786 trains on that Dask cluster
             "progress": False,
             "paper_dir": paper,
             "figures_dir": figures,

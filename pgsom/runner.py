@@ -11,11 +11,10 @@ batched backward per update), and the kernel is tested against it. The update ru
 spend the same budget; RK with ``fresh`` second stages uses odd rounds for k1 and even ones for
 k2, RK ``reuse`` takes both stages from one episode.
 
-``run_sweep`` splits runs into shards (all variants of a range of seeds), trains the shards
-through a ``concurrent.futures.Executor`` (a spawn process pool with one torch thread per
-process by default; pass a Dask or Ray executor to use a cluster), caches every run in a
-:class:`pgsom.store.ResultStore` as its shard finishes, and loads what is cached instead of
-retraining it.
+:mod:`pgsom.sweep` (``run_many``, ``run_sweep``, re-exported here) splits runs into shards,
+trains them through a ``concurrent.futures.Executor`` (a spawn process pool by default, or a
+Dask cluster), caches every run in a :class:`pgsom.store.ResultStore` as its shard finishes,
+and loads what is cached instead of retraining it.
 
 Seeding: run ``i`` of an experiment with root seed ``s`` owns
 ``SeedSequence(s, spawn_key=(i,))`` (= ``SeedSequence(s).spawn(n)[i]``) and its children give
@@ -27,14 +26,10 @@ checks a run alone against the same run inside a batch of 20.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
-import math
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import NamedTuple
 
@@ -530,126 +525,14 @@ def training_source_version() -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run_key(run: RunSpec, code_version: str | None = None) -> str:
-    from pgsom.store import content_key
-
-    return content_key(run.cache_config(), code_version or training_source_version())
-
-
-def plan_shards(runs: Sequence[RunSpec], n_shards: int) -> list[list[RunSpec]]:
-    """Split runs into ``n_shards`` groups of whole seeds (every variant of a seed together)."""
-    seeds = sorted({(r.root_seed, r.seed_index) for r in runs})
-    n_shards = max(1, min(n_shards, len(seeds)))
-    per = math.ceil(len(seeds) / n_shards)
-    chunks = [set(seeds[k : k + per]) for k in range(0, len(seeds), per)]
-    return [[r for r in runs if (r.root_seed, r.seed_index) in chunk] for chunk in chunks]
+# The sweep half (sharding, executors, caching) lives in pgsom.sweep; these names stay importable
+# from here for code written before the move.
+_SWEEP_NAMES = ("run_key", "plan_shards", "run_sweep", "run_many")
 
 
-def _default_executor(n_workers: int) -> cf.Executor:
-    ctx = multiprocessing.get_context("spawn")
-    return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+def __getattr__(name: str):
+    if name in _SWEEP_NAMES:
+        from pgsom import sweep
 
-
-def run_sweep(
-    variants: Mapping[str, RunConfig],
-    n_seeds: int,
-    *,
-    root_seed: int = 0,
-    store=None,
-    executor: cf.Executor | None = None,
-    max_workers: int | None = None,
-    runs_per_shard: int = 600,
-    progress: bool | Callable[[int, int, int, int, int], object] = True,
-) -> dict[str, dict[str, np.ndarray]]:
-    """Train (or load from ``store``) ``n_seeds`` seeds of every variant.
-
-    ``progress``: True shows tqdm bars; a callable gets, instead of bars,
-    ``progress(shard, n_shards, shard_runs, rounds_done, rounds)`` after every round of
-    episodes of every shard trained, in the process that trains the shard (so it must be
-    picklable when shards train in a process pool).
-
-    Returns ``{variant: {field: array (n_seeds, ...)}}``. Cached runs are loaded; the rest are
-    trained in shards of at most ``runs_per_shard`` runs, each shard saved to ``store`` as soon
-    as it finishes, so an interrupted sweep resumes where it stopped.
-    """
-    if not (isinstance(n_seeds, int) and n_seeds >= 1):
-        raise ValueError(f"n_seeds must be an int >= 1, got {n_seeds!r}")
-    if not (isinstance(runs_per_shard, int) and runs_per_shard >= 1):
-        raise ValueError(f"runs_per_shard must be an int >= 1, got {runs_per_shard!r}")
-    if max_workers is not None and not (isinstance(max_workers, int) and max_workers >= 1):
-        raise ValueError(f"max_workers must be an int >= 1 or None (every core), got {max_workers!r}")
-    if not variants:
-        raise ValueError("variants must name at least one variant")
-    runs = [RunSpec(name, cfg, i, root_seed) for name, cfg in variants.items() for i in range(n_seeds)]
-    version = training_source_version()
-    from pgsom import numerics
-
-    numerics.warn_if_outside()
-    results: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-    todo = []
-    for r in runs:
-        cached = store.get_or_none(run_key(r, version)) if store is not None else None
-        if cached is not None:
-            results[(r.variant, r.seed_index)] = cached[0]
-        else:
-            todo.append(r)
-    if todo:
-        results.update(_train_missing(todo, store, version, executor, max_workers, runs_per_shard, progress))
-    return {
-        name: {f: np.stack([results[(name, i)][f] for i in range(n_seeds)]) for f in RESULT_FIELDS}
-        for name in variants
-    }
-
-
-def _train_missing(todo, store, version, executor, max_workers, runs_per_shard, progress):
-    by_env = {}
-    for r in todo:  # runs that cannot share a batch go to different shards
-        c = r.config
-        by_env.setdefault((c.env_id, c.backend, c.hidden, c.episodes, c.eval_episodes), []).append(r)
-    workers = max_workers or os.cpu_count() or 1
-    shards = []
-    for group in by_env.values():
-        n_shards = max(workers, math.ceil(len(group) / runs_per_shard))
-        shards += plan_shards(group, n_shards)
-    own = executor is None and len(shards) > 1 and workers > 1
-    pool = _default_executor(min(workers, len(shards))) if own else executor
-    from pgsom import numerics
-
-    expected = numerics.signature()
-    done: dict[tuple[str, int], dict[str, np.ndarray]] = {}
-    total = sum(len(s) for s in shards)
-    report = progress if callable(progress) else None
-    bar = tqdm(total=total, desc=f"runs ({len(shards)} shards)", disable=not progress or report is not None,
-               unit="run")
-
-    def hook(k, shard):
-        return partial(report, k, len(shards), len(shard)) if report is not None else False
-
-    try:
-        if pool is None:
-            for k, shard in enumerate(shards):
-                label = hook(k, shard) or (f"shard {k + 1}/{len(shards)}" if progress else False)
-                _finish(shard, train_runs(shard, label, expected), store, version, done, bar)
-        else:
-            futures = {pool.submit(train_runs, shard, hook(k, shard), expected): shard
-                       for k, shard in enumerate(shards)}
-            for fut in cf.as_completed(futures):
-                _finish(futures[fut], fut.result(), store, version, done, bar)
-    finally:
-        bar.close()
-        if own:
-            pool.shutdown(cancel_futures=True)
-    return done
-
-
-def _finish(shard, results, store, version, done, bar) -> None:
-    from pgsom.store import environment_info
-
-    env_info = environment_info() if store is not None else None
-    for run, res in zip(shard, results):
-        done[(run.variant, run.seed_index)] = res
-        if store is not None:
-            meta = {"config": run.cache_config(), "variant": run.variant, "code_version": version,
-                    "fields": RESULT_FIELDS, "environment": env_info}
-            store.save(run_key(run, version), res, meta)
-    bar.update(len(shard))
+        return getattr(sweep, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
