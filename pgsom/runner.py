@@ -289,11 +289,19 @@ class VariantGroup:
             info = UpdateInfo(hessian=h)
         elif algo.method == "npg":
             expected = algo.fisher == "expected"
+            if not expected:  # F = mean_t s_t s_t^T: the per-step scores once, then two products per v
+                steps = max(int(buf.lengths[rows].max(initial=0)), 1)
+                scores = np.empty((n, steps, d), np.float32)
+                fused.step_scores(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows, scores)
 
             def fvp(v: torch.Tensor) -> torch.Tensor:
                 out = np.empty((n, d), np.float32)
-                fused.fisher_vector_product(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows,
-                                            np.ascontiguousarray(v.numpy(), dtype=np.float32), expected, out)
+                vv = np.ascontiguousarray(v.numpy(), dtype=np.float32)
+                if expected:
+                    fused.fisher_vector_product(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows,
+                                                vv, True, out)
+                else:
+                    fused.empirical_fvp(scores, buf.lengths, rows, vv, out)
                 return torch.from_numpy(out)
 
             info = UpdateInfo(fvp=fvp)

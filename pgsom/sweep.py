@@ -63,29 +63,21 @@ SHARD_SECONDS = 30.0
 """Most work (seconds of one worker) a shard should hold: what an interrupted sweep may lose
 per worker."""
 
-SHARD_WORK = 32_000
+SHARD_WORK = 150_000
 """Work (:func:`run_work`: ``pg``-equivalent run-episodes) per shard at most, for the resume
-bound :data:`SHARD_SECONDS`. Measured on the development machine (2 cores shared with other
-jobs, one worker process, CPU seconds of :func:`pgsom.runner.train_runs`, 500 + 10 episodes
-a run):
+bound :data:`SHARD_SECONDS`. With the fused kernel a ``pg`` run-episode costs about 0.12 ms of
+one core (24 runs x 510 episodes of each method, CPU seconds of
+:func:`pgsom.runner.make_train`), so a full shard is about 18 CPU-s, within the bound with
+room for a loaded machine; ``python -m pgsom.sweep --seeds 6`` re-measures it (each shard's
+runs, work and CPU seconds). Batching is no longer what shards trade against: with the
+kernel, 132 runs in 4 shards cost the same CPU time as in 2 (21.2 against 22.2 CPU-s).
 
-* ``python -m pgsom.sweep --seeds 6`` (22 variants x 6 seeds, 132 runs): 4 shards of work
-  24 480 (27-36 runs, 5-6 variants each) took 24.4, 19.1, 23.1 and 23.1 s, 89.7 s in all.
-  With ``SHARD_WORK`` = 40 000 the same runs made 3 shards: 32.6, 29.5, 23.4 s (85.5 s); the
-  plan before this module (whole seeds, max(workers, runs / 600) shards: 2 of 66 runs) took
-  34.5 and 30.4 s (64.9 s). A shard costs about F + b k for k runs: F ~ 10-20 s is the
-  lockstep rollout (every round steps until the shard's longest episode ends, up to 500
-  steps), b ~ 0.2 s (pg) to 1.2 s (npg) a run. Each extra shard pays F again: the resume
-  bound costs throughput (here +38 % CPU against 2 shards), and a shard below ~20 runs is
-  mostly F.
-* one variant, k seeds: pg 10 / 50 / 100 runs: 0.97 / 0.38 / 0.27 s a run; hessian 10 / 50:
-  1.47 / 0.65 s; npg 10 / 50: 1.87 / 1.29 s.
+Pass a larger ``shard_work`` to :func:`run_many` for fewer, larger shards."""
 
-Pass a larger ``shard_work`` to :func:`run_many` for throughput over resume granularity."""
-
-METHOD_COST = {"pg": 1.0, "rk": 1.0, "adam": 1.0, "hessian": 2.0, "npg": 4.0}
-"""CPU cost of a run-episode of each method relative to ``pg`` in shards of 50 runs (measured:
-hessian 1.7x, npg 3.4x; rk and adam are no dearer than pg in ``python -m pgsom bench``)."""
+METHOD_COST = {"pg": 1.0, "rk": 0.6, "adam": 2.2, "hessian": 3.8, "npg": 7.3}
+"""CPU cost of a run-episode of each method relative to ``pg`` (fused kernel, 24 runs x 510
+episodes each, root seed 1: pg 0.12 ms, rk 0.07, adam 0.27, hessian 0.46, npg 0.89). Methods
+that learn to 500-step episodes cost more per episode; npg runs ten Fisher-vector products."""
 
 
 class CodeVersionMismatch(RuntimeError):
@@ -235,9 +227,8 @@ def plan_sweep(runs: Sequence[RunSpec], slots: int, *, shard_work: float = SHARD
         if runs_per_shard is not None:
             n = max(n, math.ceil(len(group) / runs_per_shard))
         planned = plan_shards(group, n)
-        while runs_per_shard is not None and max(len(s) for s in planned) > runs_per_shard:
-            n += 1  # uneven costs put more cheap runs in a piece: cut finer
-            planned = plan_shards(group, n)
+        if runs_per_shard is not None:  # uneven costs can put more cheap runs in a piece: cut it
+            planned = [s[k : k + runs_per_shard] for s in planned for k in range(0, len(s), runs_per_shard)]
         shards += planned
     return shards
 

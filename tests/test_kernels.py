@@ -330,3 +330,20 @@ def test_each_method_learns_within_its_expected_band():
         assert abs(mean - expected) <= 4 * se, (m, mean, se, expected)
     # and the bands say something: PG-SOM and Adam learn far beyond plain PG at this budget
     assert got["hessian"][0] - got["pg"][0] > 4 * np.hypot(got["hessian"][1], got["pg"][1])
+
+
+def test_empirical_fisher_from_step_scores_equals_the_torch_reference():
+    theta, batch, lengths, adv = random_episodes(seed=6)
+    _, act, logits, rows = kernel_estimates(theta, batch, lengths, adv, 0.0)
+    n, d = theta.shape
+    scores = np.empty((n, int(lengths.max()), d), np.float32)
+    fused.step_scores(theta.numpy(), batch.obs.numpy(), act, logits, batch.actions.numpy(), lengths, rows, rows,
+                      scores)
+    # the per-step scores sum to the score sum, and give F v
+    ref = est.policy_gradient(SPEC, theta, batch, adv, with_score_sum=True)
+    torch.testing.assert_close(torch.from_numpy(scores.sum(1)), ref.score_sum, rtol=2e-5, atol=2e-5)
+    v = torch.from_numpy(np.random.default_rng(8).normal(0, 1, theta.shape).astype(np.float32))
+    out = np.empty((n, d), np.float32)
+    fused.empirical_fvp(scores, lengths, rows, v.numpy(), out)
+    want = est.fisher_vector_product(SPEC, theta, batch, "empirical")(v)
+    torch.testing.assert_close(torch.from_numpy(out), want, rtol=2e-5, atol=2e-5)

@@ -41,7 +41,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["tanh_f32", "rollout", "forward", "estimates", "fisher_vector_product", "CARTPOLE_OBS", "CARTPOLE_ACTIONS"]
+__all__ = ["tanh_f32", "rollout", "forward", "estimates", "fisher_vector_product", "step_scores", "empirical_fvp", "CARTPOLE_OBS", "CARTPOLE_ACTIONS"]
 
 CARTPOLE_OBS = 4
 CARTPOLE_ACTIONS = 2
@@ -406,5 +406,58 @@ def fisher_vector_product(theta, obs, act, logits, actions, lengths, rows, arows
                     dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
                     m[k] = dk * dj / n
             _vjp_add(th, x, a, m, hidden, n_actions, acc, dz)
+        for q in range(d):
+            out[i, q] = np.float32(acc[q])
+
+
+@njit(**_JIT)
+def step_scores(theta, obs, act, logits, actions, lengths, rows, arows, out):
+    """``out[i, t] = s_t = J_t^T delta_t`` (float32), the per-step scores of run ``rows[i]``'s
+    episode (zero beyond its length): the empirical Fisher is their mean outer product."""
+    n_actions = logits.shape[2]
+    hidden = act.shape[2]
+    d = theta.shape[1]
+    logp = np.empty(n_actions)
+    delta = np.empty(n_actions)
+    dz = np.empty(hidden)
+    step = np.empty(d)
+    for i in range(rows.shape[0]):
+        r, ar = rows[i], arows[i]
+        for t in range(lengths[r]):
+            _log_softmax(logits[ar, t], logp)
+            for k in range(n_actions):
+                delta[k] = (1.0 if actions[r, t] == k else 0.0) - math.exp(logp[k])
+            _vjp_set(theta[i], obs[r, t], act[ar, t], delta, hidden, n_actions, step, dz)
+            for q in range(d):
+                out[i, t, q] = np.float32(step[q])
+        for t in range(lengths[r], out.shape[1]):
+            out[i, t, :] = 0.0
+
+
+@njit(**_JIT)
+def empirical_fvp(scores, lengths, rows, v, out):
+    """``out[i] = (1/N) sum_t s_t (s_t . v[i])`` from :func:`step_scores` (float64 sums)."""
+    d = scores.shape[2]
+    acc = np.empty(d)
+    part = np.empty(8)
+    head = d - d % 8
+    for i in range(rows.shape[0]):
+        n = lengths[rows[i]]
+        acc[:] = 0.0
+        vi = v[i]
+        for t in range(n):
+            s = scores[i, t]
+            # s . v in eight interleaved partial sums, added in a fixed order (vectorisable,
+            # and the same bits on every instruction set)
+            part[:] = 0.0
+            for q0 in range(0, head, 8):
+                for lane in range(8):
+                    part[lane] += np.float64(s[q0 + lane]) * np.float64(vi[q0 + lane])
+            dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+            for q in range(head, d):
+                dot += np.float64(s[q]) * np.float64(vi[q])
+            c = dot / n
+            for q in range(d):
+                acc[q] += c * s[q]
         for q in range(d):
             out[i, q] = np.float32(acc[q])
