@@ -63,14 +63,16 @@ SHARD_SECONDS = 30.0
 """Most work (seconds of one worker) a shard should hold: what an interrupted sweep may lose
 per worker."""
 
-SHARD_WORK = 150_000
+SHARD_WORK = 75_000
 """Work (:func:`run_work`: ``pg``-equivalent run-episodes) per shard at most, for the resume
 bound :data:`SHARD_SECONDS`. With the fused kernel a ``pg`` run-episode costs about 0.12 ms of
 one core (24 runs x 510 episodes of each method, CPU seconds of
-:func:`pgsom.runner.make_train`), so a full shard is about 18 CPU-s, within the bound with
-room for a loaded machine; ``python -m pgsom.sweep --seeds 6`` re-measures it (each shard's
-runs, work and CPU seconds). Batching is no longer what shards trade against: with the
-kernel, 132 runs in 4 shards cost the same CPU time as in 2 (21.2 against 22.2 CPU-s).
+:func:`pgsom.runner.make_train`), so a full shard is about 9 CPU-s, well within the bound;
+``python -m pgsom.sweep --seeds 6`` re-measures it (each shard's runs, work and CPU seconds).
+Batching is no longer what shards trade against: with the kernel, 132 runs in 4 shards cost
+the same CPU time as in 2 (21.2 against 22.2 CPU-s); small shards also shorten the tail in
+which one worker finishes the last shard while the others wait (with shards twice this size
+the full reproduce's last 2 % of runs took 11 of its 94 s of training).
 
 Pass a larger ``shard_work`` to :func:`run_many` for fewer, larger shards."""
 
