@@ -29,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $(STAMP)
 
 # the venv's python3 kernel carries the portable numerics in its kernel.json (JupyterLab too)
-$(KERNEL_ENV): $(STAMP) pgsom/numerics.py
+$(KERNEL_ENV): $(STAMP) pgsom/numerics.py pgsom/jupyter_kernel.py
 	$(PY) pgsom/numerics.py --install-kernel $(KERNEL_JSON)
 	touch $(KERNEL_ENV)
 

@@ -40,7 +40,9 @@ The guarantee: same lock file, same seeds, portable mode, an x86-64 CPU with AVX
 
 Where it is set (before numpy, torch or MKL initialise): the Makefile exports
 :data:`PORTABLE_ENV` to every target (``python3 pgsom/numerics.py --make``), the venv's
-``python3`` Jupyter kernel carries it in its ``kernel.json`` (``--install-kernel``), importing
+``python3`` Jupyter kernel starts through :mod:`pgsom.jupyter_kernel` (``--install-kernel``
+rewrites its ``kernel.json``; the kernel sets the mode, honouring ``PGSOM_NUMERICS``, and then
+execs ipykernel), importing
 :mod:`pgsom` sets it when numpy and torch are not yet imported (the CLI, spawn workers, a
 notebook whose first import is pgsom), and spawn workers inherit it. A process that computes
 outside the mode warns once (:func:`warn_if_outside`), naming how to enable it; set
@@ -61,7 +63,7 @@ from typing import Any
 
 __all__ = ["MODE_VARIABLE", "MODES", "PORTABLE_ENV", "EMULATE_OLDER_CPU", "NumericsWarning",
            "requested_mode", "apply", "portable_environ", "status", "mode", "signature",
-           "provenance", "warn_if_outside", "install_kernel_env"]
+           "provenance", "warn_if_outside", "install_kernel_env", "exec_kernel"]
 
 MODE_VARIABLE = "PGSOM_NUMERICS"
 """Environment variable choosing the mode: ``portable`` (default) or ``native``."""
@@ -387,17 +389,34 @@ def measure_dispatch() -> str:
 
 
 def install_kernel_env(kernel_json: str) -> None:
-    """Add the portable variables to a Jupyter ``kernel.json`` (its ``env`` section)."""
+    """Make a Jupyter ``kernel.json`` start its kernel through this module: the kernel process
+    sets the mode's variables (or leaves them, under ``PGSOM_NUMERICS=native`` in the
+    environment of the server or papermill that starts it) and then becomes ``ipykernel`` (an
+    ``exec``, before numpy or torch load). Idempotent."""
     import json
 
     with open(kernel_json, encoding="utf-8") as f:
         spec = json.load(f)
-    spec.setdefault("env", {}).update(PORTABLE_ENV)
+    argv = list(spec["argv"])
+    if "pgsom.jupyter_kernel" not in argv:
+        argv = [argv[0], "-m", "pgsom.jupyter_kernel", *argv[1:]]
+    spec["argv"] = argv
+    env = {k: v for k, v in spec.get("env", {}).items() if k not in PORTABLE_ENV}
+    if env:
+        spec["env"] = env
+    else:
+        spec.pop("env", None)
     tmp = kernel_json + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(spec, f, indent=1, sort_keys=True)
         f.write("\n")
     os.replace(tmp, kernel_json)
+
+
+def exec_kernel(kernel_argv: list[str]) -> None:  # pragma: no cover - replaces the process
+    """Set the mode (:func:`apply`) and become ``python *kernel_argv`` (the Jupyter kernel)."""
+    apply()
+    os.execv(sys.executable, [sys.executable, *kernel_argv])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--make", action="store_true", help="NAME=VALUE words for the Makefile (none in native mode)")
     g.add_argument("--shell", action="store_true", help="export lines for a POSIX shell")
-    g.add_argument("--install-kernel", metavar="KERNEL_JSON", help="add the variables to a kernel.json")
+    g.add_argument("--install-kernel", metavar="KERNEL_JSON",
+                   help="make a kernel.json start its kernel in the mode (see install_kernel_env)")
     g.add_argument("--status", action="store_true", help="print what this process has in effect")
     g.add_argument("--measure", action="store_true",
                    help="hash each library call with one dispatch variable changed at a time")

@@ -174,12 +174,53 @@ def test_worker_refuses_other_numerics():
         train_runs([RunSpec(name, cfg, 0)], expected_numerics="native {}")
 
 
-def test_install_kernel_env(tmp_path):
+def test_install_kernel_env_starts_the_kernel_through_the_mode(tmp_path):
     spec = tmp_path / "kernel.json"
-    spec.write_text(json.dumps({"argv": ["python"], "env": {"KEEP": "1"}}))
+    spec.write_text(json.dumps({"argv": ["/venv/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                "env": {"KEEP": "1", "MKL_CBWR": "AVX2"}}))
     numerics.install_kernel_env(str(spec))
-    env = json.loads(spec.read_text())["env"]
-    assert env["KEEP"] == "1" and all(env[k] == v for k, v in numerics.PORTABLE_ENV.items())
+    numerics.install_kernel_env(str(spec))  # idempotent
+    data = json.loads(spec.read_text())
+    assert data["argv"] == ["/venv/python", "-m", "pgsom.jupyter_kernel", "-m", "ipykernel_launcher",
+                            "-f", "{connection_file}"]
+    assert data["env"] == {"KEEP": "1"}
+
+
+@pytest.mark.parametrize("mode", ["portable", "native"])
+def test_exec_kernel_sets_the_mode_the_environment_asks_for(mode):
+    env = {k: v for k, v in os.environ.items() if k not in numerics.PORTABLE_ENV}
+    env[numerics.MODE_VARIABLE] = mode
+    code = "import os, json; print(json.dumps({k: os.environ.get(k) for k in ('MKL_CBWR', 'ATEN_CPU_CAPABILITY')}))"
+    out = subprocess.run([sys.executable, "-m", "pgsom.jupyter_kernel", "-c", code], env=env, cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    got = json.loads(out)
+    if mode == "portable":
+        assert got == {"MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "avx2"}
+    else:
+        assert got == {"MKL_CBWR": None, "ATEN_CPU_CAPABILITY": None}
+
+
+def test_the_venv_kernel_computes_in_the_mode():
+    """The papermill/JupyterLab kernel of the venv (the one the notebooks run on)."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        msg_id = kc.execute("import numpy, torch; from pgsom import numerics; torch.ones(2, 2) @ torch.ones(2, 2); "
+                            "print(numerics.mode())")
+        text = ""
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                text += msg["content"]["text"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert text.strip() == "portable"
 
 
 def test_makefile_words_are_the_portable_env():
