@@ -27,6 +27,7 @@ checks a run alone against the same run inside a batch of 20.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,16 +40,25 @@ from tqdm import tqdm
 
 from pgsom import estimators as est
 from pgsom.config import AlgoConfig, RunConfig
+from pgsom.kernels import fused
 from pgsom.envs import make_batch
 from pgsom.policy import PolicySpec, init_params, pad_time, sample_actions, unflatten
 from pgsom.transforms import UpdateInfo, make_rule
 
+_IMPORT = re.compile(r"^(?:from[ \t]+(pgsom[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)"
+                     r"|import[ \t]+(pgsom[\w.]*))", re.M)
+
+
 def training_modules() -> list[Path]:
     """The modules whose source is hashed into the cache key (a change to them retrains): this
-    module and every ``pgsom`` module it imports, transitively, found by reading their import
-    statements (so a new training module joins the key without a list to keep in sync)."""
-    import ast
+    module and every ``pgsom`` module it imports at module level, transitively, found by
+    reading their import statements (so a new training module joins the key without a list to
+    keep in sync). Imports inside functions are orchestration (the sweep, the cache, the
+    numerics check, whose settings the key covers separately) and do not count.
 
+    The statements are matched as text (``from pgsom... import ...`` and ``import pgsom...``
+    at the start of a line), not parsed: ``ast.parse`` is not safe in a thread on Python 3.11,
+    and a Dask client runs one."""
     root = Path(__file__).resolve().parent
     todo, seen = [Path(__file__).resolve()], set()
     while todo:
@@ -56,13 +66,12 @@ def training_modules() -> list[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pgsom":
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names if a.name.split(".")[0] == "pgsom"]
-            for name in names:
+        for m in _IMPORT.finditer(path.read_text(encoding="utf-8")):
+            module, names, plain = m.groups()
+            candidates = [plain] if plain else [module] + [
+                f"{module}.{n.split(' as ')[0].strip()}" for n in names.strip("()").replace("\n", " ").split(",")
+                if n.strip() and not n.strip().startswith("#")]
+            for name in candidates:
                 parts = name.split(".")[1:]
                 if not parts:
                     continue
@@ -214,8 +223,6 @@ def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarr
                   buf: FusedBuffers) -> est.EpisodeBatch:
     """:func:`rollout` by the compiled kernel: the same episodes (gymnasium's resets, the
     kernel's CartPole steps and float32 policy), stored in ``buf`` for the learning side."""
-    from pgsom.kernels import fused
-
     env.reset(active)
     fused.rollout(theta.detach().numpy(), env.state, uniforms, active, spec.hidden[0], _cartpole_consts(env),
                   env.max_episode_steps, buf.obs, buf.act, buf.logits, buf.actions, buf.lengths, buf.prev)
@@ -255,8 +262,6 @@ class VariantGroup:
         """:meth:`_evaluate` by the compiled kernel. ``at_episode``: ``theta`` is the parameter
         the episode was played with (its stored activations serve); otherwise (RK's reused
         second stage) the kernel recomputes them at ``theta``."""
-        from pgsom.kernels import fused
-
         algo, buf = self.algo, self.fused
         rows = self.index.numpy().astype(np.int64)
         th = np.ascontiguousarray(theta.detach().numpy())

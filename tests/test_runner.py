@@ -183,3 +183,11 @@ def test_each_method_learns_better_than_a_random_policy(method):
     rand = np.array([r["episode_return"].mean() for r in make_train([RunSpec("r", random_cfg, 100 + i) for i in range(seeds)])()])
     p = sps.ttest_ind(learned, rand, equal_var=False, alternative="greater").pvalue
     assert p < 0.01, (learned.mean(), rand.mean(), p)
+
+
+def test_cache_key_modules_follow_module_level_imports():
+    names = {p.relative_to(p.parents[1]).as_posix() for p in runner.training_modules()}
+    assert {"pgsom/runner.py", "pgsom/estimators.py", "pgsom/policy.py", "pgsom/transforms.py",
+            "pgsom/config.py", "pgsom/envs.py", "kernels/fused.py"} <= names
+    # orchestration and statistics do not retrain the cache when they change
+    assert not names & {"pgsom/sweep.py", "pgsom/stats.py", "pgsom/store.py", "pgsom/experiments.py"}
