@@ -236,15 +236,19 @@ def format_markdown(report: BenchReport) -> str:
         f"**Against the runner of commit {report.baseline_commit}** (before the fused kernel; a scratch worktree, "
         f"the same sweep driver, {report.workers} worker processes, no cache):",
         "",
-        "| method | seeds x episodes | env steps | before: s (M steps/s) | now: s (M steps/s) | ratio |",
+        "| method | seeds x episodes | env steps (now) | before: s (M steps/s) | now: s (M steps/s) | ratio |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for r in report.sweeps:
         lines.append(f"| {r.method} | {r.seeds} x {r.episodes} | {r.new_steps:,} | {r.old_seconds:.1f} "
                      f"({r.old_rate / 1e6:.2f}) | {r.new_seconds:.1f} ({r.new_rate / 1e6:.2f}) | **{r.ratio:.1f}x** |")
     lines.append("")
-    lines.append("The env-step counts differ between the two columns: the fused kernel's runs are other "
-                 "(equally valid) draws, so they learn to other lengths; rates are per environment step.")
+    same = all(r.old_steps == r.new_steps for r in report.sweeps)
+    lines.append("Both runners took exactly the same environment steps: the fused kernel's runs play the same "
+                 "episodes as the earlier runner's (equal lengths, every episode of every run), so the ratio "
+                 "compares the same work." if same else
+                 "The env-step counts of the two runners differ (the kernel's rounding sent some runs down other "
+                 "episodes); the rates are per environment step.")
     if report.reproduce is not None:
         rp = report.reproduce
         lines += ["", f"**Cold `make reproduce`** (every notebook, every run trained, empty cache): "

@@ -217,7 +217,8 @@ def plan_sweep(runs: Sequence[RunSpec], slots: int, *, shard_work: float = SHARD
     sizes or budget) go to different shards; each such group is cut by :func:`plan_shards` into
     at least ``slots`` shards (every worker busy), at least ``work / shard_work`` (the resume
     bound: no shard above ``shard_work``, up to one run's work) and at least
-    ``len / runs_per_shard`` when given, never more shards than runs."""
+    ``len / runs_per_shard`` when given, never more shards than runs; the count from the
+    first two is rounded up to a multiple of ``slots`` (equal shards finish together)."""
     groups: dict[tuple, list[RunSpec]] = {}
     for r in runs:
         c = r.config
@@ -226,6 +227,7 @@ def plan_sweep(runs: Sequence[RunSpec], slots: int, *, shard_work: float = SHARD
     for group in groups.values():
         work = sum(run_work(r) for r in group)
         n = max(slots, math.ceil(work / shard_work))
+        n = slots * math.ceil(n / slots)  # a multiple of the slots: no worker idles at the end
         if runs_per_shard is not None:
             n = max(n, math.ceil(len(group) / runs_per_shard))
         planned = plan_shards(group, n)

@@ -216,6 +216,15 @@ def _images_and_errors(driver, figure_cells, settle_s: float = 10.0):
     return count(), errors
 
 
+def _append_to_parameters(browser, line: str) -> None:
+    """Type ``line`` at the end of the parameters cell (the last assignment wins)."""
+    editor = _cells(browser)[1].find_element(By.CSS_SELECTOR, ".cm-content")
+    editor.click()
+    editor.send_keys(Keys.CONTROL, Keys.END)
+    editor.send_keys(Keys.ENTER, line)
+    _wait("the edit", lambda: line in _cells(browser)[1].text, 10)
+
+
 def test_main_results_figures_render_in_jupyterlab_after_run_all_and_a_parameter_change(lab, browser):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -232,11 +241,7 @@ def test_main_results_figures_render_in_jupyterlab_after_run_all_and_a_parameter
     assert images == {k: 1 for k in figure_cells}, f"first Run All: images per figure cell {images}; errors {errors}"
 
     # a reader changes a parameter (the last assignment wins) and runs everything again
-    editor = _cells(browser)[1].find_element(By.CSS_SELECTOR, ".cm-content")
-    editor.click()
-    editor.send_keys(Keys.CONTROL, Keys.END)
-    editor.send_keys(Keys.ENTER, 'figure_protocol = "paper"')
-    _wait("the edit", lambda: 'figure_protocol = "paper"' in _cells(browser)[1].text, 10)
+    _append_to_parameters(browser, 'figure_protocol = "paper"')
     _run_all(browser)
     images, errors = _images_and_errors(browser, figure_cells)
     assert images == {k: 1 for k in figure_cells}, f"after the change: images per figure cell {images}; errors {errors}"
@@ -249,11 +254,7 @@ def test_main_results_figures_render_in_jupyterlab_after_run_all_and_a_parameter
     assert images == {k: 1 for k in figure_cells}, f"after a restart: images per figure cell {images}; errors {errors}"
 
     # a bad value: the validation cell shows one line, no traceback through the package
-    editor = _cells(browser)[1].find_element(By.CSS_SELECTOR, ".cm-content")
-    editor.click()
-    editor.send_keys(Keys.CONTROL, Keys.END)
-    editor.send_keys(Keys.ENTER, "episodes = -3")
-    _wait("the edit", lambda: "episodes = -3" in _cells(browser)[1].text, 10)
+    _append_to_parameters(browser, "episodes = -3")
     browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
     _wait("the Run menu", lambda: browser.find_elements(
         By.XPATH, "//li[contains(@class,'lm-Menu-item')][.//div[text()='Run All Cells']]"), 10)[0].click()

@@ -267,18 +267,21 @@ def _vjp_set(theta, x, a, c, hidden, n_actions, out, dz):
             out[j * obs_size + i] = d * x[i]
 
 
+@njit(inline="always", **_JIT)
+def _layout(theta, obs, act, logits):
+    """Sizes and offsets of the parameter layout: (A, H, O, d, start of W2, start of b2)."""
+    n_actions, hidden, obs_size, d = logits.shape[2], act.shape[2], obs.shape[2], theta.shape[1]
+    w2_start = hidden * obs_size + hidden
+    return n_actions, hidden, obs_size, d, w2_start, w2_start + n_actions * hidden
+
+
 @njit(**_JIT)
 def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
               want_hessian, g_out, g_return_out, score_out, hess_out):
     """Per run ``i`` of a group (batch row ``rows[i]``, activation row ``arows[i]``, advantage
     row ``i``): writes ``g = g_J + entropy_coef * grad sum_t H_t``, ``g_J``, the score sum
     (``want_score``) and the exact surrogate diagonal (``want_hessian``), all (n, d) float32."""
-    n_actions = logits.shape[2]
-    hidden = act.shape[2]
-    obs_size = obs.shape[2]
-    d = theta.shape[1]
-    w2_start = hidden * obs_size + hidden
-    b2_start = w2_start + n_actions * hidden
+    n_actions, hidden, obs_size, d, w2_start, b2_start = _layout(theta, obs, act, logits)
     logp = np.empty(n_actions)
     p = np.empty(n_actions)
     delta = np.empty(n_actions)
@@ -355,12 +358,7 @@ def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entro
 @njit(**_JIT)
 def fisher_vector_product(theta, obs, act, logits, actions, lengths, rows, arows, v, expected, out):
     """``out[i] = F_i v[i]``, F_i the mean over run ``rows[i]``'s steps of J_t^T M_t J_t."""
-    n_actions = logits.shape[2]
-    hidden = act.shape[2]
-    obs_size = obs.shape[2]
-    d = theta.shape[1]
-    w2_start = hidden * obs_size + hidden
-    b2_start = w2_start + n_actions * hidden
+    n_actions, hidden, obs_size, d, w2_start, b2_start = _layout(theta, obs, act, logits)
     logp = np.empty(n_actions)
     p = np.empty(n_actions)
     jv = np.empty(n_actions)
