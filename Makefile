@@ -47,7 +47,7 @@ verify: $(KERNEL_ENV)
 	$(PY) -m pgsom.verify
 
 bench: $(KERNEL_ENV)
-	$(PY) -m pgsom bench
+	$(PY) -m pgsom bench --cold-reproduce --readme README.md
 
 lab: $(KERNEL_ENV)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -2,9 +2,11 @@
 
 One module per concern: ``config`` (frozen run configs), ``envs`` (CartPole, tested against
 gymnasium), ``policy`` (softmax MLP stacked over runs), ``estimators`` (returns, gradient,
-diag-Hessian, Fisher), ``transforms`` (update rules), ``runner`` (batched training), ``sweep``
-(sharding through an executor or a Dask cluster, caching), ``store`` (results cache), ``numerics`` (the portable numerics mode), ``stats``,
-``exact_mdp``, ``plots``, ``report``, ``verify``.
+diag-Hessian, Fisher), ``transforms`` (update rules), ``runner`` (batched training),
+``kernels.fused`` (the compiled training kernel), ``sweep`` (sharding through an executor or a
+Dask cluster, caching), ``store`` (results cache), ``numerics`` and ``jupyter_kernel`` (the
+portable numerics mode), ``stats``, ``exact_mdp``, ``plots``, ``report``, ``bench``,
+``verify``.
 
 Importing pgsom first sets the portable numerics mode for numpy, torch and MKL (see
 :mod:`pgsom.numerics`); it must stay free of heavy imports.

@@ -11,8 +11,8 @@ outputs of each library call with one variable changed at a time: ``python pgsom
 ========================  ==========================================  ===================================
 library                   what changed bits when the dispatch moved    pinned by
 ========================  ==========================================  ===================================
-MKL (torch matmul, bmm)   float32/float64 matmul, every training run  ``MKL_CBWR=COMPATIBLE``: Intel's
-                                                                      documented branch for identical
+MKL (torch matmul, bmm)   float32/float64 matmul (the exact-MDP      ``MKL_CBWR=COMPATIBLE``: Intel's
+                          checks, the torch reference backend)        documented branch for identical
                                                                       results on Intel *and* Intel-
                                                                       compatible (AMD) CPUs (SSE2 code,
                                                                       no rcpps/rsqrtps). ``AVX2`` is
@@ -21,7 +21,7 @@ MKL (torch matmul, bmm)   float32/float64 matmul, every training run  ``MKL_CBWR
 ATen (torch elementwise)  ``torch.softmax`` float32 (AVX512 vs AVX2)  ``ATEN_CPU_CAPABILITY=avx2``
 numpy SIMD loops          ``np.exp`` / ``np.log`` float64 (X86_V4)     ``NPY_DISABLE_CPU_FEATURES`` =
                                                                       the AVX-512 dispatch targets
-OpenBLAS (numpy linalg)   ``A @ B`` and ``solve`` float64 / float32    ``OPENBLAS_CORETYPE=Haswell``
+OpenBLAS (numpy linalg)   ``np.linalg.solve`` float64                 ``OPENBLAS_CORETYPE=Haswell``
                           (SkylakeX vs Haswell kernels)               (AVX2+FMA kernels, on both kinds)
 oneDNN                    nothing measured on our paths               ``ONEDNN_MAX_CPU_ISA=AVX2``
 numba (the fused kernel)  the host's vector ISA (zmm on AVX-512)      ``NUMBA_CPU_NAME=haswell`` with its

@@ -218,6 +218,9 @@ def _images_and_errors(driver, figure_cells, settle_s: float = 10.0):
 
 def _append_to_parameters(browser, line: str) -> None:
     """Type ``line`` at the end of the parameters cell (the last assignment wins)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
     editor = _cells(browser)[1].find_element(By.CSS_SELECTOR, ".cm-content")
     editor.click()
     editor.send_keys(Keys.CONTROL, Keys.END)
