@@ -201,11 +201,13 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
 class FusedBuffers:
     """Per-run episode storage of the fused kernel (:mod:`pgsom.kernels.fused`), reused every
     round: observations, hidden activations, logits and actions of the last episode; steps
-    beyond an episode's length stay zero."""
+    beyond an episode's length stay zero. ``split``: the threads that run each kernel call's
+    rows (:class:`pgsom.kernels.fused.RowSplit`; one by default; the same numbers)."""
 
-    def __init__(self, spec: PolicySpec, n: int, horizon: int):
+    def __init__(self, spec: PolicySpec, n: int, horizon: int, split: fused.RowSplit | None = None):
         if len(spec.hidden) != 1:
             raise ValueError(f"the fused kernel supports one hidden layer, got {spec.hidden}")
+        self.split = split or fused.RowSplit(1)
         self.obs = np.zeros((n, horizon, spec.obs_size), np.float32)
         self.act = np.zeros((n, horizon, spec.hidden[0]), np.float32)
         self.logits = np.zeros((n, horizon, spec.n_actions), np.float32)
@@ -224,7 +226,7 @@ def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarr
     """:func:`rollout` by the compiled kernel: the same episodes (gymnasium's resets, the
     kernel's CartPole steps and float32 policy), stored in ``buf`` for the learning side."""
     env.reset(active)
-    fused.rollout(theta.detach().numpy(), env.state, uniforms, active, spec.hidden[0], _cartpole_consts(env),
+    buf.split(fused.rollout, len(active), theta.detach().numpy(), env.state, uniforms, active, spec.hidden[0], _cartpole_consts(env),
                   env.max_episode_steps, buf.obs, buf.act, buf.logits, buf.actions, buf.lengths, buf.prev)
     steps = min(pad_time(int(buf.lengths.max(initial=0))), env.max_episode_steps)
     mask = np.arange(steps)[None, :] < buf.lengths[:, None]
@@ -233,7 +235,16 @@ def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarr
 
 
 def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
+    if len(index) == batch.mask.shape[0] and bool((index == torch.arange(len(index))).all()):
+        return batch  # the group is the whole batch
     return est.EpisodeBatch(*(x[index] for x in batch))
+
+
+def _draw(gens: Sequence[np.random.Generator], out: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``out`` = ``gens[i].random(out.shape[1])`` (the same numbers, no copy)."""
+    for g, row in zip(gens, out):
+        g.random(out=row)
+    return out
 
 
 # --------------------------------------------------------------------------- one variant
@@ -271,7 +282,7 @@ class VariantGroup:
         else:
             act = np.zeros((n, buf.act.shape[1], buf.act.shape[2]), np.float32)
             logits = np.zeros((n, buf.logits.shape[1], buf.logits.shape[2]), np.float32)
-            fused.forward(th, buf.obs, buf.lengths, rows, act, logits)
+            buf.split(fused.forward, n, th, buf.obs, buf.lengths, rows, act, logits)
             arows = np.arange(n, dtype=np.int64)
         hessian = algo.method == "hessian"
         exact = hessian and algo.hessian_estimator == "exact"
@@ -280,7 +291,7 @@ class VariantGroup:
         score = np.empty((n, d) if want_score else (0, d), np.float32)
         hess = np.empty((n, d) if exact else (0, d), np.float32)
         a = np.ascontiguousarray(adv.numpy(), dtype=np.float32)
-        fused.estimates(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows, a,
+        buf.split(fused.estimates, n, th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows, a,
                         float(algo.entropy_coef), want_score, exact, g, g_ret, score, hess)
         info = UpdateInfo()
         if hessian:
@@ -297,16 +308,16 @@ class VariantGroup:
             if not expected:  # F = mean_t s_t s_t^T: the per-step scores once, then two products per v
                 steps = max(int(buf.lengths[rows].max(initial=0)), 1)
                 scores = np.empty((n, steps, d), np.float32)
-                fused.step_scores(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows, scores)
+                buf.split(fused.step_scores, n, th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows, scores)
 
             def fvp(v: torch.Tensor) -> torch.Tensor:
                 out = np.empty((n, d), np.float32)
                 vv = np.ascontiguousarray(v.numpy(), dtype=np.float32)
                 if expected:
-                    fused.fisher_vector_product(th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows,
+                    buf.split(fused.fisher_vector_product, n, th, buf.obs, act, logits, buf.actions, buf.lengths, rows, arows,
                                                 vv, True, out)
                 else:
-                    fused.empirical_fvp(scores, buf.lengths, rows, vv, out)
+                    buf.split(fused.empirical_fvp, n, scores, buf.lengths, rows, vv, out)
                 return torch.from_numpy(out)
 
             info = UpdateInfo(fvp=fvp)
@@ -387,29 +398,42 @@ def _check_compatible(runs: Sequence[RunSpec]) -> RunConfig:
     return first
 
 
-def make_train(runs: Sequence[RunSpec], *, progress: bool | str = False) -> Callable[[], list[dict[str, np.ndarray]]]:
+def check_threads(threads) -> int:
+    """``threads`` (kernel threads of one training process) as an int >= 1, or a ValueError
+    naming it."""
+    if not (isinstance(threads, (int, np.integer)) and not isinstance(threads, bool) and threads >= 1):
+        raise ValueError(f"threads must be an int >= 1 (kernel threads of this process), got {threads!r}")
+    return int(threads)
+
+
+def make_train(runs: Sequence[RunSpec], *, progress: bool | str = False,
+               threads: int = 1) -> Callable[[], list[dict[str, np.ndarray]]]:
     """A function that trains ``runs`` together and returns one result dict per run (in order).
 
     ``progress``: False, True, or a description for the tqdm bar (rounds of episodes); or a
     callable, called as ``progress(rounds_done, rounds)`` after every round (no bar).
+    ``threads``: the fused kernels' threads (backend ``"fused"``; the runs are split between
+    them, the numbers do not change); other backends use one.
     """
     runs = list(runs)
     first = _check_compatible(runs)
+    threads = check_threads(threads)
 
     def train() -> list[dict[str, np.ndarray]]:
-        return _train(runs, first, progress)
+        with fused.RowSplit(threads if first.backend == "fused" else 1) as split:
+            return _train(runs, first, progress, split)
 
     return train
 
 
-def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np.ndarray]]:
+def _train(runs: list[RunSpec], first: RunConfig, progress, split: fused.RowSplit) -> list[dict[str, np.ndarray]]:
     n, episodes = len(runs), first.episodes
     streams = [run_streams(r.root_seed, r.seed_index) for r in runs]
     env = make_batch(first.env_id, [s.env_seed for s in streams], first.backend)
     spec = PolicySpec(env.observation_size, env.n_actions, first.hidden)
     horizon = env.max_episode_steps
     theta = init_params(spec, [s.init for s in streams])
-    buf = FusedBuffers(spec, n, horizon) if first.backend == "fused" else None
+    buf = FusedBuffers(spec, n, horizon, split) if first.backend == "fused" else None
     groups = _make_groups(runs, spec, theta, horizon, buf)
 
     out = {
@@ -421,11 +445,12 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
     }
     diverged_at = np.full(n, -1, np.int64)
     alive = np.ones(n, bool)
+    action_gens, uniforms = [s.actions for s in streams], np.empty((n, horizon))
     report = progress if callable(progress) else None
     desc = progress if isinstance(progress, str) else f"training {n} runs"
     bar = tqdm(range(episodes), desc=desc, disable=not progress or report is not None, unit="ep", leave=False)
     for ep in bar:
-        uniforms = np.stack([s.actions.random(horizon) for s in streams])
+        uniforms = _draw(action_gens, uniforms)
         batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
                  else rollout(spec, theta, env, uniforms, alive))
         lengths = batch.mask.sum(1).numpy()
@@ -447,7 +472,7 @@ def _train(runs: list[RunSpec], first: RunConfig, progress) -> list[dict[str, np
         elif progress:
             bar.set_postfix(mean_return=f"{np.nanmean(out['episode_return'][:, ep]):.1f}")
     out["env_steps"] = np.cumsum(out["episode_length"], axis=1)
-    out["eval_return"] = evaluate(spec, theta, first, streams, alive)
+    out["eval_return"] = evaluate(spec, theta, first, streams, alive, split)
     out["diverged_at"] = diverged_at
     return [{k: np.asarray(v[i]) for k, v in out.items()} for i in range(n)]
 
@@ -460,16 +485,17 @@ def _make_groups(runs, spec, theta, horizon, buf=None) -> list[VariantGroup]:
 
 
 def evaluate(spec: PolicySpec, theta: torch.Tensor, config: RunConfig, streams: Sequence[RunStreams],
-             alive: np.ndarray) -> np.ndarray:
+             alive: np.ndarray, split: fused.RowSplit | None = None) -> np.ndarray:
     """Returns of ``config.eval_episodes`` fresh episodes of each final stochastic policy."""
     n = len(streams)
     returns = np.full((n, config.eval_episodes), np.nan)
     if config.eval_episodes == 0:
         return returns
     env = make_batch(config.env_id, [s.eval_env_seed for s in streams], config.backend)
-    buf = FusedBuffers(spec, n, env.max_episode_steps) if config.backend == "fused" else None
+    buf = FusedBuffers(spec, n, env.max_episode_steps, split) if config.backend == "fused" else None
+    gens, uniforms = [s.eval_actions for s in streams], np.empty((n, env.max_episode_steps))
     for k in range(config.eval_episodes):
-        uniforms = np.stack([s.eval_actions.random(env.max_episode_steps) for s in streams])
+        uniforms = _draw(gens, uniforms)
         batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
                  else rollout(spec, theta, env, uniforms, alive))
         returns[alive, k] = batch.rewards.double().sum(1).numpy()[alive]
@@ -495,8 +521,9 @@ class NumericsMismatch(RuntimeError):
 
 
 def train_runs(runs: Sequence[RunSpec], progress: bool | str = False,
-               expected_numerics: str | None = None) -> list[dict[str, np.ndarray]]:
-    """Train ``runs`` in this process with one torch thread (the shard worker).
+               expected_numerics: str | None = None, threads: int = 1) -> list[dict[str, np.ndarray]]:
+    """Train ``runs`` in this process with one torch thread and ``threads`` kernel threads
+    (the shard worker).
 
     ``expected_numerics``: the driver's :func:`pgsom.numerics.signature`; a worker whose own
     differs refuses the shard (its runs would be cached under the driver's key)."""
@@ -510,7 +537,7 @@ def train_runs(runs: Sequence[RunSpec], progress: bool | str = False,
             "of pgsom.numerics.PORTABLE_ENV before they start, or PGSOM_NUMERICS=native on both)")
     numerics.warn_if_outside()
     _keep_freed_memory()
-    return make_train(runs, progress=progress)()
+    return make_train(runs, progress=progress, threads=threads)()
 
 
 # --------------------------------------------------------------------------- sweeps

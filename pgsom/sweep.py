@@ -5,7 +5,11 @@ root seeds and budgets, all submitted together), loads the cached ones from a
 :class:`pgsom.store.ResultStore` and trains the others in *shards* (batches trained in lockstep
 by one worker, :func:`pgsom.runner.train_runs`) through a ``concurrent.futures.Executor``:
 
-* a spawn process pool on this machine by default (one torch thread per process);
+* by default, on this machine: a small sweep of the fused kernel (backend ``"fused"``, the
+  default; :data:`THREAD_WORK`) in this process, shard after shard, each kernel call's runs
+  split over ``max_workers`` threads (every core; the numbers do not depend on the thread
+  count); a larger sweep, or other backends, in a spawn process pool (one torch thread per
+  process);
 * a Dask cluster through ``distributed.Client(address).get_executor()`` or
   :func:`executor_for` (``scheduler="tcp://host:8786"``), e.g. SLURM nodes started by
   dask-jobqueue (README, "Running on a cluster"); any other ``Executor`` works too.
@@ -53,7 +57,7 @@ from pgsom.config import RunConfig
 from pgsom.runner import RESULT_FIELDS, NumericsMismatch, RunSpec
 
 __all__ = [
-    "SHARD_SECONDS", "SHARD_WORK", "CodeVersionMismatch", "NumericsMismatch", "SchedulerError",
+    "SHARD_SECONDS", "SHARD_WORK", "THREAD_WORK", "CodeVersionMismatch", "NumericsMismatch", "SchedulerError",
     "ShardResult", "METHOD_COST", "worker_environment", "train_shard", "executor_slots", "run_work",
     "plan_shards", "plan_sweep", "run_key", "run_many", "run_sweep", "executor_for",
     "close_executor", "measure_shards",
@@ -75,6 +79,15 @@ which one worker finishes the last shard while the others wait (with shards twic
 the full reproduce's last 2 % of runs took 11 of its 94 s of training).
 
 Pass a larger ``shard_work`` to :func:`run_many` for fewer, larger shards."""
+
+THREAD_WORK = 100_000
+"""A local sweep of fused-kernel runs of at most this much :func:`run_work` trains in this
+process, each kernel call's runs split over ``max_workers`` threads (no worker processes to
+start: a spawn worker takes ~2.5 s to import torch, numba and the kernels); a larger one goes
+to the process pool, where the Python side of training (about a quarter of its time: returns,
+advantages, the update rules) runs in parallel too instead of taking turns under the GIL. The
+bound sits where the two take about equally long on a 2-core machine (the ``pg`` and ``hessian``
+sweeps of ``python -m pgsom bench`` on either side of it, timed both ways)."""
 
 METHOD_COST = {"pg": 1.0, "rk": 0.6, "adam": 2.2, "hessian": 3.8, "npg": 7.3}
 """CPU cost of a run-episode of each method relative to ``pg`` (fused kernel, 24 runs x 510
@@ -127,9 +140,9 @@ def _describe_worker() -> str:
 
 
 def train_shard(runs: Sequence[RunSpec], expected_version: str, expected_numerics: str,
-                progress=False) -> ShardResult:
-    """The shard worker: train ``runs`` together in this process and return them with its
-    provenance.
+                progress=False, threads: int = 1) -> ShardResult:
+    """The shard worker: train ``runs`` together in this process (``threads`` kernel threads)
+    and return them with its provenance.
 
     Refuses (before training) a shard from a driver whose
     :func:`pgsom.runner.training_source_version` (``expected_version``) or numerics signature
@@ -152,7 +165,7 @@ def train_shard(runs: Sequence[RunSpec], expected_version: str, expected_numeric
             f"{expected_version[:16]}...: the training modules ({', '.join(m.name for m in runner.training_modules())}) "
             "or the library versions differ. Install the driver's checkout on the workers "
             "(same commit, pip install -r requirements.lock and pip install -e '.[dask]')")
-    results = runner.train_runs(runs, progress)  # the numerics were checked above
+    results = runner.train_runs(runs, progress, threads=threads)  # the numerics were checked above
     return ShardResult(results, version, own_numerics, worker_environment())
 
 
@@ -266,8 +279,10 @@ def run_many(runs: Sequence[RunSpec], *, store=None, executor: cf.Executor | Non
     """Train (or load from ``store``) every run of ``runs``; return their results in order.
 
     All missing runs are planned together (:func:`plan_sweep`) and submitted to ``executor``
-    at once (None: a spawn process pool of ``max_workers`` processes, every core by default,
-    or this process when one worker or one shard suffices). Each shard's runs are saved to
+    at once (None: this machine, ``max_workers`` cores, every core by default: a small sweep
+    of fused-kernel runs (:data:`THREAD_WORK`) in this process on that many kernel threads,
+    anything else in a spawn process pool of that many processes, or in this process when one
+    worker or one shard suffices). Each shard's runs are saved to
     ``store`` as soon as the shard finishes, with the worker's environment in the metadata, so
     a sweep interrupted at any point loses only the shards in flight and a rerun trains only
     what is missing. Runs with the same cache key are trained once. A worker error (e.g.
@@ -306,11 +321,17 @@ def _train_missing(todo, store, version, executor, max_workers, shard_work, runs
     from pgsom import numerics
 
     slots = executor_slots(executor, max_workers)
+    threads = 1
+    if (executor is None and slots > 1 and all(r.config.backend == "fused" for r in todo)
+            and sum(run_work(r) for r in todo) <= THREAD_WORK):
+        # this process, the kernels on every slot's core: no worker to start, nothing to pickle
+        threads, slots = slots, 1
     shards = plan_sweep(todo, slots, shard_work=shard_work, runs_per_shard=runs_per_shard)
     own = executor is None and len(shards) > 1 and slots > 1
     pool = _default_executor(min(slots, len(shards))) if own else executor
     expected = numerics.signature()
-    where = f"{slots} worker slot(s)" if pool is not None else "this process"
+    where = (f"{slots} worker slot(s)" if pool is not None
+             else f"this process, {threads} kernel thread{'s' if threads > 1 else ''}")
     report = progress if callable(progress) else None  # progress(shard, shards, shard_runs, done, rounds)
     bar = tqdm(total=sum(len(s) for s in shards), desc=f"runs ({len(shards)} shards, {where})",
                disable=not progress or report is not None, unit="run")
@@ -328,7 +349,7 @@ def _train_missing(todo, store, version, executor, max_workers, shard_work, runs
         if pool is None:
             for k, shard in enumerate(shards):
                 label = hook(k) or (f"shard {k + 1}/{len(shards)}" if progress else False)
-                finish(k, train_shard(shard, version, expected, label))
+                finish(k, train_shard(shard, version, expected, label, threads))
         else:
             futures = {pool.submit(train_shard, shard, version, expected, hook(k)): k
                        for k, shard in enumerate(shards)}

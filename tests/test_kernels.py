@@ -33,7 +33,7 @@ def kernel_episode(theta, states, max_steps=500, uniforms=None):
     state = np.array(states, np.float64)
     u = np.full((n, max_steps), 0.5) if uniforms is None else uniforms
     fused.rollout(theta.numpy(), state, u, np.ones(n, bool), SPEC.hidden[0], _cartpole_consts(env), max_steps,
-                  buf.obs, buf.act, buf.logits, buf.actions, buf.lengths, buf.prev)
+                  buf.obs, buf.act, buf.logits, buf.actions, buf.lengths, buf.prev, fused.every(n))
     return buf, state
 
 
@@ -171,10 +171,10 @@ def kernel_estimates(theta, batch, lengths, adv, entropy_coef):
     act = np.zeros((n, horizon, SPEC.hidden[0]), np.float32)
     logits = np.zeros((n, horizon, 2), np.float32)
     rows = np.arange(n, dtype=np.int64)
-    fused.forward(theta.numpy(), batch.obs.numpy(), lengths, rows, act, logits)
+    fused.forward(theta.numpy(), batch.obs.numpy(), lengths, rows, act, logits, fused.every(n))
     out = [np.empty((n, d), np.float32) for _ in range(4)]
     fused.estimates(theta.numpy(), batch.obs.numpy(), act, logits, batch.actions.numpy(), lengths, rows, rows,
-                    adv.numpy(), entropy_coef, True, True, *out)
+                    adv.numpy(), entropy_coef, True, True, *out, fused.every(n))
     return out, act, logits, rows
 
 
@@ -196,7 +196,7 @@ def test_fisher_vector_product_equals_the_torch_reference(kind):
     v = torch.from_numpy(np.random.default_rng(9).normal(0, 1, theta.shape).astype(np.float32))
     out = np.empty(theta.shape, np.float32)
     fused.fisher_vector_product(theta.numpy(), batch.obs.numpy(), act, logits, batch.actions.numpy(), lengths,
-                                rows, rows, v.numpy(), kind == "expected", out)
+                                rows, rows, v.numpy(), kind == "expected", out, fused.every(len(rows)))
     want = est.fisher_vector_product(SPEC, theta, batch, kind)(v)
     torch.testing.assert_close(torch.from_numpy(out), want, rtol=2e-5, atol=2e-5)
 
@@ -230,6 +230,33 @@ def test_fused_training_follows_the_reference_path_for_a_short_budget(method, st
     for a, b in zip(fused_res, ref_res):
         np.testing.assert_array_equal(a["episode_length"], b["episode_length"])
         np.testing.assert_allclose(a["grad_norm"], b["grad_norm"], rtol=1e-3, atol=1e-6 * b["grad_norm"].max())
+
+
+def test_the_numbers_do_not_depend_on_the_kernel_threads():
+    """Every method (npg's Fisher products, RK's recomputed stage, the entropy and baseline paths
+    included), mixed in one batch, trained with 1, 2 and 3 kernel threads: the same bytes."""
+    base = RunConfig(episodes=6, eval_episodes=2)
+    variants = [variant("pg", base=base), variant("hessian", "clip", base=base), variant("npg", base=base),
+                variant("rk", "reuse", base=base), variant("rk", "entropy", base=base),
+                variant("adam", "baseline", base=base), ("npg-expected", variant("npg", base=base)[1].replace(fisher="expected"))]
+    runs = [RunSpec(name, cfg, i) for name, cfg in variants for i in range(5)]
+    one = make_train(runs)()
+    for threads in (2, 3):
+        many = make_train(runs, threads=threads)()
+        for a, b in zip(one, many):
+            for f in a:
+                if f != "update_seconds":
+                    assert a[f].tobytes() == b[f].tobytes(), (threads, f)
+
+
+def test_row_split_gives_every_row_to_exactly_one_thread():
+    with fused.RowSplit(3) as split:
+        parts = split.parts(8)
+        assert sorted(np.concatenate(parts).tolist()) == list(range(8))
+        assert [p.tolist() for p in parts] == [[0, 3, 6], [1, 4, 7], [2, 5]]
+        assert [p.tolist() for p in split.parts(2)] == [[0], [1]]
+    with pytest.raises(ValueError, match="threads must be an int >= 1"):
+        make_train([RunSpec("pg", RunConfig(episodes=1), 0)], threads=0)
 
 
 def test_rk_reuse_evaluates_the_second_stage_at_the_probe_point():
@@ -338,12 +365,12 @@ def test_empirical_fisher_from_step_scores_equals_the_torch_reference():
     n, d = theta.shape
     scores = np.empty((n, int(lengths.max()), d), np.float32)
     fused.step_scores(theta.numpy(), batch.obs.numpy(), act, logits, batch.actions.numpy(), lengths, rows, rows,
-                      scores)
+                      scores, fused.every(n))
     # the per-step scores sum to the score sum, and give F v
     ref = est.policy_gradient(SPEC, theta, batch, adv, with_score_sum=True)
     torch.testing.assert_close(torch.from_numpy(scores.sum(1)), ref.score_sum, rtol=2e-5, atol=2e-5)
     v = torch.from_numpy(np.random.default_rng(8).normal(0, 1, theta.shape).astype(np.float32))
     out = np.empty((n, d), np.float32)
-    fused.empirical_fvp(scores, lengths, rows, v.numpy(), out)
+    fused.empirical_fvp(scores, lengths, rows, v.numpy(), out, fused.every(n))
     want = est.fisher_vector_product(SPEC, theta, batch, "empirical")(v)
     torch.testing.assert_close(torch.from_numpy(out), want, rtol=2e-5, atol=2e-5)

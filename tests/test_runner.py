@@ -120,9 +120,9 @@ def test_sweep_caches_loads_and_resumes(tmp_path, monkeypatch):
     trained = []
     original = runner.train_runs
 
-    def spy(runs, progress=False, expected_numerics=None):
+    def spy(runs, progress=False, expected_numerics=None, threads=1):
         trained.extend((r.variant, r.seed_index) for r in runs)
-        return original(runs, progress, expected_numerics)
+        return original(runs, progress, expected_numerics, threads)
 
     monkeypatch.setattr(runner, "train_runs", spy)
     third = run_sweep(variants, 3, store=store, max_workers=1, progress=False)

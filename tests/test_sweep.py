@@ -169,6 +169,20 @@ def test_protocols_are_submitted_together(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- Dask
 
 
+def test_a_small_local_sweep_trains_in_this_process_on_kernel_threads(tmp_path, reference, monkeypatch):
+    """Below THREAD_WORK the default local sweep starts no worker: this process trains every
+    shard with its kernel calls split over max_workers threads, and gets the same bytes."""
+    monkeypatch.setattr(sweep, "_default_executor", lambda n: pytest.fail("started a process pool"))
+    store = ResultStore(tmp_path / "cache")
+    here = sweep.run_sweep(VARIANTS, N_SEEDS, root_seed=ROOT_SEED, store=store, max_workers=2, progress=False)
+    assert_same_bytes(here, reference)
+    assert {store.load(k)[1]["environment"]["pid"] for k in store.keys()} == {os.getpid()}
+    # above the bound the pool is used
+    monkeypatch.setattr(sweep, "THREAD_WORK", 0)
+    with pytest.raises(pytest.fail.Exception, match="started a process pool"):
+        sweep.run_sweep(VARIANTS, N_SEEDS, root_seed=ROOT_SEED + 1, max_workers=2, progress=False)
+
+
 def test_dask_local_cluster_gives_the_process_pools_bytes(tmp_path, reference):
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(2, mp_context=ctx) as pool:
@@ -232,8 +246,8 @@ CHILD = VARIANTS_SRC + textwrap.dedent("""
 
     original = runner.train_runs
 
-    def slow(runs, progress=False, expected_numerics=None):  # slow shards: killed mid-way
-        out = original(runs, progress, expected_numerics)
+    def slow(runs, progress=False, expected_numerics=None, threads=1):  # slow shards: killed mid-way
+        out = original(runs, progress, expected_numerics, threads)
         with open(sys.argv[2], "a") as f:  # runs trained so far
             f.write(f"{len(runs)}\\n")
         time.sleep(0.5)
@@ -271,9 +285,9 @@ def test_a_killed_sweep_resumes_to_the_same_bytes(tmp_path, monkeypatch, referen
     trained = []
     original = runner.train_runs
 
-    def spy(runs, progress=False, expected_numerics=None):
+    def spy(runs, progress=False, expected_numerics=None, threads=1):
         trained.extend(runs)
-        return original(runs, progress, expected_numerics)
+        return original(runs, progress, expected_numerics, threads)
 
     monkeypatch.setattr(runner, "train_runs", spy)
     resumed = sweep.run_sweep(VARIANTS, N_SEEDS, root_seed=ROOT_SEED, store=store, max_workers=1,

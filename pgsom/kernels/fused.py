@@ -37,11 +37,14 @@ Parameter layout (as :mod:`pgsom.policy`): ``W1`` (H, O) row-major, ``b1`` (H), 
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numba import njit
 
-__all__ = ["tanh_f32", "rollout", "forward", "estimates", "fisher_vector_product", "step_scores", "empirical_fvp", "CARTPOLE_OBS", "CARTPOLE_ACTIONS"]
+__all__ = ["tanh_f32", "rollout", "forward", "estimates", "fisher_vector_product", "step_scores", "empirical_fvp",
+           "RowSplit", "CARTPOLE_OBS", "CARTPOLE_ACTIONS", "LANES"]
+
 
 CARTPOLE_OBS = 4
 CARTPOLE_ACTIONS = 2
@@ -89,53 +92,137 @@ def tanh_f32(z):
     return np.float32(small if ax < _TANH_SMALL else large)
 
 
+LANES = 8
+"""Partial sums of a reduction over hidden units: ``LANES`` interleaved accumulators, added in
+a fixed tree. The loop vectorises (one register of float32 lanes), and the bits are the same on
+every instruction set because the order is written out, not left to the compiler."""
+
+
 @njit(**_JIT)
-def _transpose_w1(theta, obs_size, hidden, w1t):
-    """w1t (O, H) = W1^T of one run (contiguous over hidden units)."""
+def _unpack(th, obs_size, hidden, n_actions, w1t, b1, w2, b2):
+    """One run's parameters into contiguous float32 blocks: w1t (O, H) = W1^T, b1 (H), w2 (A, H),
+    b2 (A): every loop over hidden units then reads consecutive memory."""
+    w2_start = hidden * obs_size + hidden
     for j in range(hidden):
         for i in range(obs_size):
-            w1t[i, j] = theta[j * obs_size + i]
+            w1t[i, j] = th[j * obs_size + i]
+        b1[j] = th[hidden * obs_size + j]
+    for k in range(n_actions):
+        for j in range(hidden):
+            w2[k, j] = th[w2_start + k * hidden + j]
+        b2[k] = th[w2_start + n_actions * hidden + k]
 
 
-@njit(**_JIT)
-def _policy_f32(theta, w1t, x, hidden, n_actions, act_out, logit_out, probs):
-    """float32 forward of one observation: act_out (H), logit_out (A), probs (A).
+@njit(inline="always", **_JIT)
+def _lane_sum(part, k):
+    """The fixed-order sum of ``part[k, :8]``."""
+    return (((part[k, 0] + part[k, 1]) + (part[k, 2] + part[k, 3]))
+            + ((part[k, 4] + part[k, 5]) + (part[k, 6] + part[k, 7])))
 
-    ``z_j = b1_j + x_0 W1_j0 + x_1 W1_j1 + ...`` and ``l_k = b2_k + sum_j W2_kj a_j`` are each
-    summed in that order (the loops are arranged so that hidden units run side by side)."""
-    obs_size = x.shape[0]
-    w2_start = hidden * obs_size + hidden
-    b2_start = w2_start + n_actions * hidden
+
+@njit(inline="always", **_JIT)
+def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part):
+    """float32 forward of one observation ``x`` (O): ``act_out`` (H) = tanh(W1 x + b1),
+    ``logit_out`` (A) = W2 act + b2.
+
+    ``z_j = (((b1_j + x_0 W1_j0) + x_1 W1_j1) + ...)`` in that order; ``l_k = b2_k + S_k`` with
+    ``S_k`` the sum over hidden units in :data:`LANES` interleaved partial sums (``part`` (A, 8)
+    scratch), added by :func:`_lane_sum`, then the units left over in order."""
+    obs_size, hidden = w1t.shape[0], w1t.shape[1]
+    n_actions = w2.shape[0]
     for j in range(hidden):
-        act_out[j] = theta[hidden * obs_size + j]
+        act_out[j] = b1[j]
     for i in range(obs_size):
         xi = x[i]
         for j in range(hidden):
             act_out[j] = act_out[j] + xi * w1t[i, j]
     for j in range(hidden):
         act_out[j] = tanh_f32(act_out[j])
+    head = hidden - hidden % LANES
     for k in range(n_actions):
-        logit_out[k] = theta[b2_start + k]
-    for j in range(hidden):
-        aj = act_out[j]
-        for k in range(n_actions):
-            logit_out[k] = logit_out[k] + theta[w2_start + k * hidden + j] * aj
+        for lane in range(LANES):
+            part[k, lane] = 0.0
+        for j0 in range(0, head, LANES):
+            for lane in range(LANES):
+                part[k, lane] = part[k, lane] + w2[k, j0 + lane] * act_out[j0 + lane]
+        s = _lane_sum(part, k)
+        for j in range(head, hidden):
+            s = s + w2[k, j] * act_out[j]
+        logit_out[k] = b2[k] + s
+
+
+@njit(inline="always", **_JIT)
+def _sample(logits, u, probs):
+    """Inverse-CDF action for a uniform ``u``: the number of cumulative float32 softmax
+    probabilities ``<= u`` (the last one, 1 up to rounding, is not counted). ``probs`` (A):
+    scratch."""
+    n_actions = logits.shape[0]
     m = np.float32(-np.inf)
     for k in range(n_actions):
-        if logit_out[k] > m:
-            m = logit_out[k]
+        if logits[k] > m:
+            m = logits[k]
     total = np.float32(0.0)
     for k in range(n_actions):
-        e = np.float32(math.exp(logit_out[k] - m))
+        e = np.float32(math.exp(logits[k] - m))
         probs[k] = e
         total = total + e
-    for k in range(n_actions):
-        probs[k] = probs[k] / total
+    a = 0
+    cdf = np.float32(0.0)
+    for k in range(n_actions - 1):
+        cdf = cdf + probs[k] / total
+        if u >= np.float64(cdf):
+            a += 1
+    return a
+
+
+@njit(inline="always", **_JIT)
+def _rollout_row(r, theta, state, uniforms, active, hidden, consts, max_steps, obs_out, act_out, logit_out, actions_out,
+                 lengths, prev_lengths):
+    """Row ``r`` of :func:`rollout`."""
+    gravity, masspole, total_mass, length = consts[0], consts[1], consts[2], consts[3]
+    polemass_length, force_mag, tau = consts[4], consts[5], consts[6]
+    x_threshold, theta_threshold = consts[7], consts[8]
+    n_actions = logit_out.shape[2]
+    x = np.empty(4, np.float32)
+    probs = np.empty(n_actions, np.float32)
+    w1t, b1 = np.empty((4, hidden), np.float32), np.empty(hidden, np.float32)
+    w2, b2 = np.empty((n_actions, hidden), np.float32), np.empty(n_actions, np.float32)
+    part = np.empty((n_actions, LANES), np.float32)
+    steps = 0
+    if active[r]:
+        s0, s1, s2, s3 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
+        _unpack(theta[r], 4, hidden, n_actions, w1t, b1, w2, b2)
+        for t in range(max_steps):
+            x[0], x[1], x[2], x[3] = np.float32(s0), np.float32(s1), np.float32(s2), np.float32(s3)
+            for i in range(4):
+                obs_out[r, t, i] = x[i]
+            _policy(w1t, b1, w2, b2, x, act_out[r, t], logit_out[r, t], part)
+            a = _sample(logit_out[r, t], uniforms[r, t], probs)
+            actions_out[r, t] = a
+            force = force_mag if a == 1 else -force_mag
+            costheta = math.cos(s2)
+            sintheta = math.sin(s2)
+            temp = (force + polemass_length * (s3 * s3) * sintheta) / total_mass
+            thetaacc = (gravity * sintheta - costheta * temp) / (
+                length * (4.0 / 3.0 - masspole * (costheta * costheta) / total_mass))
+            xacc = temp - polemass_length * thetaacc * costheta / total_mass
+            s0, s1, s2, s3 = s0 + tau * s1, s1 + tau * xacc, s2 + tau * s3, s3 + tau * thetaacc
+            steps = t + 1
+            if s0 < -x_threshold or s0 > x_threshold or s2 < -theta_threshold or s2 > theta_threshold:
+                break
+        state[r, 0], state[r, 1], state[r, 2], state[r, 3] = s0, s1, s2, s3
+    for t in range(steps, prev_lengths[r]):
+        obs_out[r, t, :] = 0.0
+        act_out[r, t, :] = 0.0
+        logit_out[r, t, :] = 0.0
+        actions_out[r, t] = 0
+    lengths[r] = steps
+    prev_lengths[r] = steps
 
 
 @njit(**_JIT)
 def rollout(theta, state, uniforms, active, hidden, consts, max_steps, obs_out, act_out, logit_out,
-            actions_out, lengths, prev_lengths):
+            actions_out, lengths, prev_lengths, sel):
     """One CartPole episode in every active run, from ``state`` (R, 4) float64 (updated in place).
 
     ``consts``: gravity, masspole, total_mass, length, polemass_length, force_mag, tau,
@@ -144,67 +231,32 @@ def rollout(theta, state, uniforms, active, hidden, consts, max_steps, obs_out, 
     ``actions_out`` (R, T) int64 and ``lengths`` (R); steps in ``[length, prev_length)``
     left from an earlier, longer episode are zeroed (padding stays zero). Inactive runs get
     length 0."""
-    gravity, masspole, total_mass, length = consts[0], consts[1], consts[2], consts[3]
-    polemass_length, force_mag, tau = consts[4], consts[5], consts[6]
-    x_threshold, theta_threshold = consts[7], consts[8]
-    n_runs, n_actions = theta.shape[0], logit_out.shape[2]
-    x = np.empty(4, np.float32)
-    probs = np.empty(n_actions, np.float32)
-    w1t = np.empty((4, hidden), np.float32)
-    for r in range(n_runs):
-        steps = 0
-        if active[r]:
-            s0, s1, s2, s3 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
-            th = theta[r]
-            _transpose_w1(th, 4, hidden, w1t)
-            for t in range(max_steps):
-                x[0], x[1], x[2], x[3] = np.float32(s0), np.float32(s1), np.float32(s2), np.float32(s3)
-                for i in range(4):
-                    obs_out[r, t, i] = x[i]
-                _policy_f32(th, w1t, x, hidden, n_actions, act_out[r, t], logit_out[r, t], probs)
-                u = uniforms[r, t]
-                a = 0
-                cdf = np.float32(0.0)
-                for k in range(n_actions - 1):
-                    cdf = cdf + probs[k]
-                    if u >= np.float64(cdf):
-                        a += 1
-                actions_out[r, t] = a
-                force = force_mag if a == 1 else -force_mag
-                costheta = math.cos(s2)
-                sintheta = math.sin(s2)
-                temp = (force + polemass_length * (s3 * s3) * sintheta) / total_mass
-                thetaacc = (gravity * sintheta - costheta * temp) / (
-                    length * (4.0 / 3.0 - masspole * (costheta * costheta) / total_mass))
-                xacc = temp - polemass_length * thetaacc * costheta / total_mass
-                s0, s1, s2, s3 = s0 + tau * s1, s1 + tau * xacc, s2 + tau * s3, s3 + tau * thetaacc
-                steps = t + 1
-                if s0 < -x_threshold or s0 > x_threshold or s2 < -theta_threshold or s2 > theta_threshold:
-                    break
-            state[r, 0], state[r, 1], state[r, 2], state[r, 3] = s0, s1, s2, s3
-        for t in range(steps, prev_lengths[r]):
-            obs_out[r, t, :] = 0.0
-            act_out[r, t, :] = 0.0
-            logit_out[r, t, :] = 0.0
-            actions_out[r, t] = 0
-        lengths[r] = steps
-        prev_lengths[r] = steps
+    for s in range(sel.shape[0]):
+        r = sel[s]
+        _rollout_row(r, theta, state, uniforms, active, hidden, consts, max_steps, obs_out, act_out, logit_out,
+                     actions_out, lengths, prev_lengths)
+
+
+@njit(inline="always", **_JIT)
+def _forward_row(i, theta, obs, lengths, rows, act_out, logit_out):
+    """Row ``i`` of :func:`forward`."""
+    n_actions, hidden, obs_size = logit_out.shape[2], act_out.shape[2], obs.shape[2]
+    w1t, b1 = np.empty((obs_size, hidden), np.float32), np.empty(hidden, np.float32)
+    w2, b2 = np.empty((n_actions, hidden), np.float32), np.empty(n_actions, np.float32)
+    part = np.empty((n_actions, LANES), np.float32)
+    r = rows[i]
+    _unpack(theta[i], obs_size, hidden, n_actions, w1t, b1, w2, b2)
+    for t in range(lengths[r]):
+        _policy(w1t, b1, w2, b2, obs[r, t], act_out[i, t], logit_out[i, t], part)
 
 
 @njit(**_JIT)
-def forward(theta, obs, lengths, rows, act_out, logit_out):
+def forward(theta, obs, lengths, rows, act_out, logit_out, sel):
     """Hidden activations and logits of run ``rows[i]``'s stored episode at parameters
     ``theta[i]`` (float32, as :func:`rollout` computes them): for RK's reused second stage."""
-    n_actions = logit_out.shape[2]
-    hidden = act_out.shape[2]
-    probs = np.empty(n_actions, np.float32)
-    obs_size = obs.shape[2]
-    w1t = np.empty((obs_size, hidden), np.float32)
-    for i in range(rows.shape[0]):
-        r = rows[i]
-        _transpose_w1(theta[i], obs_size, hidden, w1t)
-        for t in range(lengths[r]):
-            _policy_f32(theta[i], w1t, obs[r, t], hidden, n_actions, act_out[i, t], logit_out[i, t], probs)
+    for s in range(sel.shape[0]):
+        i = sel[s]
+        _forward_row(i, theta, obs, lengths, rows, act_out, logit_out)
 
 
 @njit(**_JIT)
@@ -276,88 +328,166 @@ def _layout(theta, obs, act, logits):
 
 
 @njit(**_JIT)
-def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
-              want_hessian, g_out, g_return_out, score_out, hess_out):
-    """Per run ``i`` of a group (batch row ``rows[i]``, activation row ``arows[i]``, advantage
-    row ``i``): writes ``g = g_J + entropy_coef * grad sum_t H_t``, ``g_J``, the score sum
-    (``want_score``) and the exact surrogate diagonal (``want_hessian``), all (n, d) float32."""
+def _store(acc, acc_b2, out, i, obs_size, hidden, n_actions, w2_start):
+    """Write one run's accumulators, hidden-unit major (rows: W1^T, then b1, then W2), into
+    ``out[i]`` in the parameter layout, rounded to float32."""
+    for j in range(hidden):
+        for q in range(obs_size):
+            out[i, j * obs_size + q] = np.float32(acc[q, j])
+        out[i, hidden * obs_size + j] = np.float32(acc[obs_size, j])
+    for k in range(n_actions):
+        for j in range(hidden):
+            out[i, w2_start + k * hidden + j] = np.float32(acc[obs_size + 1 + k, j])
+        out[i, w2_start + n_actions * hidden + k] = np.float32(acc_b2[k])
+
+
+@njit(inline="always", **_JIT)
+def _add_vjp(acc, acc_b2, c, af, dd, x):
+    """``acc += J_t^T c`` in the accumulator layout of :func:`_store`, given the hidden
+    cotangent ``dd_j = (1 - a_j^2) sum_k c_k W2_kj``: b2 gets ``c_k``, W2 ``c_k a_j``, b1
+    ``dd_j`` and W1 ``dd_j x_i``."""
+    obs_size, hidden, n_actions = x.shape[0], af.shape[0], c.shape[0]
+    for k in range(n_actions):
+        ck = c[k]
+        acc_b2[k] += ck
+        for j in range(hidden):
+            acc[obs_size + 1 + k, j] += ck * af[j]
+    for j in range(hidden):
+        acc[obs_size, j] += dd[j]
+    for q in range(obs_size):
+        xq = np.float64(x[q])
+        for j in range(hidden):
+            acc[q, j] += dd[j] * xq
+
+
+@njit(inline="always", **_JIT)
+def _add_weighted_vjp(acc, acc_b2, c, af, dd, x, w):
+    """:func:`_add_vjp` with each term multiplied by ``w`` once it is formed: ``acc += w J_t^T c``."""
+    obs_size, hidden, n_actions = x.shape[0], af.shape[0], c.shape[0]
+    for k in range(n_actions):
+        ck = c[k]
+        acc_b2[k] += w * ck
+        for j in range(hidden):
+            acc[obs_size + 1 + k, j] += w * (ck * af[j])
+    for j in range(hidden):
+        acc[obs_size, j] += w * dd[j]
+    for q in range(obs_size):
+        xq = np.float64(x[q])
+        for j in range(hidden):
+            acc[q, j] += w * (dd[j] * xq)
+
+
+@njit(inline="always", **_JIT)
+def _hidden_cotangent(c, w2d, a2, dz, dd):
+    """``dz_j = sum_k c_k W2_kj`` (in k order, from 0) and ``dd_j = dz_j (1 - a_j^2)``."""
+    for j in range(dz.shape[0]):
+        dz[j] = 0.0
+    for k in range(c.shape[0]):
+        ck = c[k]
+        for j in range(dz.shape[0]):
+            dz[j] += ck * w2d[k, j]
+    for j in range(dz.shape[0]):
+        dd[j] = dz[j] * (1.0 - a2[j])
+
+
+@njit(inline="always", **_JIT)
+def _estimates_row(i, theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score, want_hessian,
+                   g_out, g_return_out, score_out, hess_out):
+    """Row ``i`` of :func:`estimates`."""
     n_actions, hidden, obs_size, d, w2_start, b2_start = _layout(theta, obs, act, logits)
-    logp = np.empty(n_actions)
-    p = np.empty(n_actions)
-    delta = np.empty(n_actions)
-    c = np.empty(n_actions)
-    dz = np.empty(hidden)
-    g_ret = np.empty(d)
-    g_ent = np.empty(d)
-    score = np.empty(d)
-    hess = np.empty(d)
-    step = np.empty(d)
-    a2, pw, pww, dw = np.empty(hidden), np.empty(hidden), np.empty(hidden), np.empty(hidden)
-    for i in range(rows.shape[0]):
-        r, ar = rows[i], arows[i]
-        th = theta[i]
-        g_ret[:] = 0.0
-        g_ent[:] = 0.0
-        score[:] = 0.0
-        hess[:] = 0.0
-        for t in range(lengths[r]):
-            x = obs[r, t]
-            a = act[ar, t]
-            _log_softmax(logits[ar, t], logp)
+    rows_acc = obs_size + 1 + n_actions
+    ret, ret_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
+    ent_acc, ent_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
+    sc, sc_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
+    hs, hs_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
+    w2d = np.empty((n_actions, hidden))
+    logp, p, delta, c = np.empty(n_actions), np.empty(n_actions), np.empty(n_actions), np.empty(n_actions)
+    af, a2, dz, dd, dz2, dd2 = (np.empty(hidden), np.empty(hidden), np.empty(hidden), np.empty(hidden),
+                                np.empty(hidden), np.empty(hidden))
+    pw, pww, d2z = np.empty(hidden), np.empty(hidden), np.empty(hidden)
+    r, ar = rows[i], arows[i]
+    th = theta[i]
+    for k in range(n_actions):
+        for j in range(hidden):
+            w2d[k, j] = np.float64(th[w2_start + k * hidden + j])
+    ret[:], ret_b2[:], ent_acc[:], ent_b2[:] = 0.0, 0.0, 0.0, 0.0
+    sc[:], sc_b2[:], hs[:], hs_b2[:] = 0.0, 0.0, 0.0, 0.0
+    for t in range(lengths[r]):
+        x = obs[r, t]
+        a = act[ar, t]
+        _log_softmax(logits[ar, t], logp)
+        for k in range(n_actions):
+            p[k] = math.exp(logp[k])
+            delta[k] = (1.0 if actions[r, t] == k else 0.0) - p[k]
+        w = np.float64(adv[i, t])
+        for j in range(hidden):
+            af[j] = np.float64(a[j])
+            a2[j] = af[j] * af[j]
+        _hidden_cotangent(delta, w2d, a2, dz, dd)  # s_t = J_t^T delta_t
+        _add_weighted_vjp(ret, ret_b2, delta, af, dd, x, w)
+        if want_score:
+            _add_vjp(sc, sc_b2, delta, af, dd, x)
+        if entropy_coef != 0.0:
+            ent = 0.0
             for k in range(n_actions):
-                p[k] = math.exp(logp[k])
-                delta[k] = (1.0 if actions[r, t] == k else 0.0) - p[k]
-            w = np.float64(adv[i, t])
-            _vjp_set(th, x, a, delta, hidden, n_actions, step, dz)  # s_t = J_t^T delta_t
-            for q in range(d):
-                g_ret[q] += w * step[q]
-            if want_score:
-                for q in range(d):
-                    score[q] += step[q]
-            if entropy_coef != 0.0:
-                ent = 0.0
-                for k in range(n_actions):
-                    ent -= p[k] * logp[k]
-                for k in range(n_actions):
-                    c[k] = -p[k] * (logp[k] + ent)
-                _vjp_add(th, x, a, c, hidden, n_actions, g_ent, dz)
-            if want_hessian:
+                ent -= p[k] * logp[k]
+            for k in range(n_actions):
+                c[k] = -p[k] * (logp[k] + ent)
+            _hidden_cotangent(c, w2d, a2, dz2, dd2)
+            _add_vjp(ent_acc, ent_b2, c, af, dd2, x)
+        if want_hessian:
+            for j in range(hidden):
+                pw[j] = 0.0
+                pww[j] = 0.0
+            for k in range(n_actions):
+                cq = -w * p[k] * (1.0 - p[k])
+                hs_b2[k] += cq
+                pk = p[k]
+                row = obs_size + 1 + k
                 for j in range(hidden):
-                    aj = np.float64(a[j])
-                    a2[j] = aj * aj
-                    pw[j] = 0.0
-                    pww[j] = 0.0
-                    dw[j] = 0.0
-                for k in range(n_actions):
-                    cq = -w * p[k] * (1.0 - p[k])
-                    hess[b2_start + k] += cq
-                    base = w2_start + k * hidden
-                    pk, dk = p[k], delta[k]
-                    for j in range(hidden):
-                        hess[base + j] += cq * a2[j]
-                        wkj = np.float64(th[base + j])
-                        pw[j] += pk * wkj
-                        pww[j] += pk * (wkj * wkj)
-                        dw[j] += dk * wkj
+                    hs[row, j] += cq * a2[j]
+                    wkj = w2d[k, j]
+                    pw[j] += pk * wkj
+                    pww[j] += pk * (wkj * wkj)
+            for j in range(hidden):
+                slope = 1.0 - a2[j]
+                d2z[j] = slope * (-2.0 * af[j] * dz[j] - slope * (pww[j] - pw[j] * pw[j])) * w
+                hs[obs_size, j] += d2z[j]
+            for q in range(obs_size):
+                xq = np.float64(x[q])
+                xq2 = xq * xq
                 for j in range(hidden):
-                    slope = 1.0 - a2[j]
-                    d2z = slope * (-2.0 * np.float64(a[j]) * dw[j] - slope * (pww[j] - pw[j] * pw[j])) * w
-                    hess[hidden * obs_size + j] += d2z
-                    for q in range(obs_size):
-                        xq = np.float64(x[q])
-                        hess[j * obs_size + q] += d2z * (xq * xq)
-        for q in range(d):
-            g_return_out[i, q] = np.float32(g_ret[q])
-            g_out[i, q] = np.float32(g_ret[q] + entropy_coef * g_ent[q]) if entropy_coef != 0.0 else np.float32(g_ret[q])
-            if want_score:
-                score_out[i, q] = np.float32(score[q])
-            if want_hessian:
-                hess_out[i, q] = np.float32(hess[q])
+                    hs[q, j] += d2z[j] * xq2
+    _store(ret, ret_b2, g_return_out, i, obs_size, hidden, n_actions, w2_start)
+    if entropy_coef != 0.0:
+        ret += entropy_coef * ent_acc
+        ret_b2 += entropy_coef * ent_b2
+    _store(ret, ret_b2, g_out, i, obs_size, hidden, n_actions, w2_start)
+    if want_score:
+        _store(sc, sc_b2, score_out, i, obs_size, hidden, n_actions, w2_start)
+    if want_hessian:
+        _store(hs, hs_b2, hess_out, i, obs_size, hidden, n_actions, w2_start)
 
 
 @njit(**_JIT)
-def fisher_vector_product(theta, obs, act, logits, actions, lengths, rows, arows, v, expected, out):
-    """``out[i] = F_i v[i]``, F_i the mean over run ``rows[i]``'s steps of J_t^T M_t J_t."""
+def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
+              want_hessian, g_out, g_return_out, score_out, hess_out, sel):
+    """Per run ``i`` of a group (batch row ``rows[i]``, activation row ``arows[i]``, advantage
+    row ``i``): writes ``g = g_J + entropy_coef * grad sum_t H_t``, ``g_J``, the score sum
+    (``want_score``) and the exact surrogate diagonal (``want_hessian``), all (n, d) float32.
+
+    Each step adds ``A_t s_t`` (and ``s_t``, the entropy cotangent's vector-Jacobian product,
+    the Hessian diagonal's terms) to float64 accumulators laid out hidden-unit major, so that
+    every inner loop runs over consecutive hidden units; the sums over time run in step order."""
+    for s in range(sel.shape[0]):
+        i = sel[s]
+        _estimates_row(i, theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
+                       want_hessian, g_out, g_return_out, score_out, hess_out)
+
+
+@njit(inline="always", **_JIT)
+def _fisher_vector_product_row(i, theta, obs, act, logits, actions, lengths, rows, arows, v, expected, out):
+    """Row ``i`` of :func:`fisher_vector_product`."""
     n_actions, hidden, obs_size, d, w2_start, b2_start = _layout(theta, obs, act, logits)
     logp = np.empty(n_actions)
     p = np.empty(n_actions)
@@ -366,52 +496,58 @@ def fisher_vector_product(theta, obs, act, logits, actions, lengths, rows, arows
     da = np.empty(hidden)
     dz = np.empty(hidden)
     acc = np.empty(d)
-    for i in range(rows.shape[0]):
-        r, ar = rows[i], arows[i]
-        th, vi = theta[i], v[i]
-        acc[:] = 0.0
-        n = lengths[r]
-        for t in range(n):
-            x = obs[r, t]
-            a = act[ar, t]
-            _log_softmax(logits[ar, t], logp)
-            for k in range(n_actions):
-                p[k] = math.exp(logp[k])
+    r, ar = rows[i], arows[i]
+    th, vi = theta[i], v[i]
+    acc[:] = 0.0
+    n = lengths[r]
+    for t in range(n):
+        x = obs[r, t]
+        a = act[ar, t]
+        _log_softmax(logits[ar, t], logp)
+        for k in range(n_actions):
+            p[k] = math.exp(logp[k])
+        for j in range(hidden):
+            aj = np.float64(a[j])
+            s = np.float64(vi[hidden * obs_size + j])
+            for q in range(obs_size):
+                s += np.float64(vi[j * obs_size + q]) * x[q]
+            da[j] = (1.0 - aj * aj) * s
+        for k in range(n_actions):
+            s = np.float64(vi[b2_start + k])
+            base = w2_start + k * hidden
             for j in range(hidden):
-                aj = np.float64(a[j])
-                s = np.float64(vi[hidden * obs_size + j])
-                for q in range(obs_size):
-                    s += np.float64(vi[j * obs_size + q]) * x[q]
-                da[j] = (1.0 - aj * aj) * s
+                s += np.float64(vi[base + j]) * a[j] + np.float64(th[base + j]) * da[j]
+            jv[k] = s
+        if expected:
+            pj = 0.0
             for k in range(n_actions):
-                s = np.float64(vi[b2_start + k])
-                base = w2_start + k * hidden
-                for j in range(hidden):
-                    s += np.float64(vi[base + j]) * a[j] + np.float64(th[base + j]) * da[j]
-                jv[k] = s
-            if expected:
-                pj = 0.0
-                for k in range(n_actions):
-                    pj += p[k] * jv[k]
-                for k in range(n_actions):
-                    m[k] = (p[k] * jv[k] - p[k] * pj) / n
-            else:
-                dj = 0.0
-                for k in range(n_actions):
-                    dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
-                    dj += dk * jv[k]
-                for k in range(n_actions):
-                    dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
-                    m[k] = dk * dj / n
-            _vjp_add(th, x, a, m, hidden, n_actions, acc, dz)
-        for q in range(d):
-            out[i, q] = np.float32(acc[q])
+                pj += p[k] * jv[k]
+            for k in range(n_actions):
+                m[k] = (p[k] * jv[k] - p[k] * pj) / n
+        else:
+            dj = 0.0
+            for k in range(n_actions):
+                dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
+                dj += dk * jv[k]
+            for k in range(n_actions):
+                dk = (1.0 if actions[r, t] == k else 0.0) - p[k]
+                m[k] = dk * dj / n
+        _vjp_add(th, x, a, m, hidden, n_actions, acc, dz)
+    for q in range(d):
+        out[i, q] = np.float32(acc[q])
 
 
 @njit(**_JIT)
-def step_scores(theta, obs, act, logits, actions, lengths, rows, arows, out):
-    """``out[i, t] = s_t = J_t^T delta_t`` (float32), the per-step scores of run ``rows[i]``'s
-    episode (zero beyond its length): the empirical Fisher is their mean outer product."""
+def fisher_vector_product(theta, obs, act, logits, actions, lengths, rows, arows, v, expected, out, sel):
+    """``out[i] = F_i v[i]``, F_i the mean over run ``rows[i]``'s steps of J_t^T M_t J_t."""
+    for s in range(sel.shape[0]):
+        i = sel[s]
+        _fisher_vector_product_row(i, theta, obs, act, logits, actions, lengths, rows, arows, v, expected, out)
+
+
+@njit(inline="always", **_JIT)
+def _step_scores_row(i, theta, obs, act, logits, actions, lengths, rows, arows, out):
+    """Row ``i`` of :func:`step_scores`."""
     n_actions = logits.shape[2]
     hidden = act.shape[2]
     d = theta.shape[1]
@@ -419,43 +555,104 @@ def step_scores(theta, obs, act, logits, actions, lengths, rows, arows, out):
     delta = np.empty(n_actions)
     dz = np.empty(hidden)
     step = np.empty(d)
-    for i in range(rows.shape[0]):
-        r, ar = rows[i], arows[i]
-        for t in range(lengths[r]):
-            _log_softmax(logits[ar, t], logp)
-            for k in range(n_actions):
-                delta[k] = (1.0 if actions[r, t] == k else 0.0) - math.exp(logp[k])
-            _vjp_set(theta[i], obs[r, t], act[ar, t], delta, hidden, n_actions, step, dz)
-            for q in range(d):
-                out[i, t, q] = np.float32(step[q])
-        for t in range(lengths[r], out.shape[1]):
-            out[i, t, :] = 0.0
+    r, ar = rows[i], arows[i]
+    for t in range(lengths[r]):
+        _log_softmax(logits[ar, t], logp)
+        for k in range(n_actions):
+            delta[k] = (1.0 if actions[r, t] == k else 0.0) - math.exp(logp[k])
+        _vjp_set(theta[i], obs[r, t], act[ar, t], delta, hidden, n_actions, step, dz)
+        for q in range(d):
+            out[i, t, q] = np.float32(step[q])
+    for t in range(lengths[r], out.shape[1]):
+        out[i, t, :] = 0.0
 
 
 @njit(**_JIT)
-def empirical_fvp(scores, lengths, rows, v, out):
-    """``out[i] = (1/N) sum_t s_t (s_t . v[i])`` from :func:`step_scores` (float64 sums)."""
+def step_scores(theta, obs, act, logits, actions, lengths, rows, arows, out, sel):
+    """``out[i, t] = s_t = J_t^T delta_t`` (float32), the per-step scores of run ``rows[i]``'s
+    episode (zero beyond its length): the empirical Fisher is their mean outer product."""
+    for s in range(sel.shape[0]):
+        i = sel[s]
+        _step_scores_row(i, theta, obs, act, logits, actions, lengths, rows, arows, out)
+
+
+@njit(inline="always", **_JIT)
+def _empirical_fvp_row(i, scores, lengths, rows, v, out):
+    """Row ``i`` of :func:`empirical_fvp`."""
     d = scores.shape[2]
     acc = np.empty(d)
     part = np.empty(8)
     head = d - d % 8
-    for i in range(rows.shape[0]):
-        n = lengths[rows[i]]
-        acc[:] = 0.0
-        vi = v[i]
-        for t in range(n):
-            s = scores[i, t]
-            # s . v in eight interleaved partial sums, added in a fixed order (vectorisable,
-            # and the same bits on every instruction set)
-            part[:] = 0.0
-            for q0 in range(0, head, 8):
-                for lane in range(8):
-                    part[lane] += np.float64(s[q0 + lane]) * np.float64(vi[q0 + lane])
-            dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
-            for q in range(head, d):
-                dot += np.float64(s[q]) * np.float64(vi[q])
-            c = dot / n
-            for q in range(d):
-                acc[q] += c * s[q]
+    n = lengths[rows[i]]
+    acc[:] = 0.0
+    vi = v[i]
+    for t in range(n):
+        s = scores[i, t]
+        # s . v in eight interleaved partial sums, added in a fixed order (vectorisable,
+        # and the same bits on every instruction set)
+        part[:] = 0.0
+        for q0 in range(0, head, 8):
+            for lane in range(8):
+                part[lane] += np.float64(s[q0 + lane]) * np.float64(vi[q0 + lane])
+        dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+        for q in range(head, d):
+            dot += np.float64(s[q]) * np.float64(vi[q])
+        c = dot / n
         for q in range(d):
-            out[i, q] = np.float32(acc[q])
+            acc[q] += c * s[q]
+    for q in range(d):
+        out[i, q] = np.float32(acc[q])
+
+
+@njit(**_JIT)
+def empirical_fvp(scores, lengths, rows, v, out, sel):
+    """``out[i] = (1/N) sum_t s_t (s_t . v[i])`` from :func:`step_scores` (float64 sums)."""
+    for s in range(sel.shape[0]):
+        i = sel[s]
+        _empirical_fvp_row(i, scores, lengths, rows, v, out)
+
+
+def every(n: int) -> np.ndarray:
+    """``sel`` for all ``n`` rows of a call."""
+    return np.arange(n, dtype=np.int64)
+
+
+class RowSplit:
+    """Runs a kernel call's rows on ``threads`` threads: thread ``c`` computes positions
+    ``c, c + threads, ...`` (so each thread gets its share of every variant's runs) by the same
+    serial kernel, which releases the GIL (``nogil``). Rows are independent, so the numbers do
+    not depend on ``threads``. Use as a context manager (or :meth:`close`) to stop the threads.
+    """
+
+    def __init__(self, threads: int = 1):
+        self.threads = int(threads)
+        self._pool = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="pgsom-kernel") if self.threads > 1 else None
+        self._parts: dict[int, list[np.ndarray]] = {}
+
+    def parts(self, n: int) -> list[np.ndarray]:
+        """The ``sel`` of each thread for ``n`` rows."""
+        if n not in self._parts:
+            self._parts[n] = [np.arange(c, n, self.threads, dtype=np.int64) for c in range(min(self.threads, max(n, 1)))]
+        return self._parts[n]
+
+    def __call__(self, kernel, n: int, *args) -> None:
+        """``kernel(*args, sel)`` for every row position ``0 .. n - 1``."""
+        parts = self.parts(n)
+        if self._pool is None or len(parts) == 1:
+            kernel(*args, parts[0])
+            return
+        futures = [self._pool.submit(kernel, *args, sel) for sel in parts[1:]]
+        kernel(*args, parts[0])
+        for f in futures:
+            f.result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> RowSplit:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
