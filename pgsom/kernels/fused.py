@@ -9,9 +9,10 @@ computes the same quantities for a softmax policy with one tanh hidden layer
 * :func:`rollout`: for each active run, one episode of gymnasium's CartPole-v1 (float64 state,
   float32 observations, termination at |x| > x_threshold or |theta| > theta_threshold, reward 1
   per step, truncation at ``max_steps``), acting with the float32 policy
-  ``softmax(W2 tanh(W1 x + b1) + b2)`` by inverse-CDF sampling of pre-drawn uniforms (action =
-  number of cumulative probabilities <= u). It stores observations, hidden activations and
-  logits for the learning side.
+  ``softmax(W2 tanh(W1 x + b1) + b2)`` (:func:`_policy`: the logits' sums over hidden units in
+  :data:`LANES` interleaved partial sums, added in a fixed order) by inverse-CDF sampling of
+  pre-drawn uniforms (action = number of cumulative probabilities <= u). It stores
+  observations, hidden activations and logits for the learning side.
 * :func:`estimates`: per run, from the stored episode (or activations recomputed at another
   parameter by :func:`forward`) and float32 advantages ``A_t``:
   ``g_J = sum_t A_t s_t`` (s_t = grad log pi(a_t|s_t)), the entropy gradient
@@ -20,6 +21,11 @@ computes the same quantities for a softmax policy with one tanh hidden layer
   :func:`pgsom.estimators.surrogate_diag_hessian_exact`).
 * :func:`fisher_vector_product`: ``F v`` with F the mean over the episode's steps of
   ``J_t^T M_t J_t`` (M_t = delta delta^T, empirical; or diag p - p p^T, expected).
+
+Every kernel takes, last, ``sel``: the row positions this call computes (int64; :func:`every`
+for all). Rows are independent (each reads and writes only its own rows), so
+:class:`RowSplit` runs one call's rows on several threads by the same serial code, which
+releases the GIL; the numbers do not depend on the split.
 
 Numerics: the policy acts in float32 as the numpy actor does; the learning side works in
 float64 from the stored float32 values and returns float32. Sums over time run in step order
