@@ -5,7 +5,8 @@ is computed; its dict form (:meth:`RunConfig.to_dict`) is the results-cache key.
 validated on construction and a bad value raises ``ValueError`` naming the field and what is
 allowed. Table 1's variants are built by :func:`variant` from a method and stabiliser names.
 
-Choices the paper leaves open, and where each default comes from (SPEC section 2):
+Choices the paper leaves open, and where each default comes from (each with the paper's likely
+version and why: docs/design.md, 'Choices the paper leaves open'):
 
 * ``standardize=True``: advantages are standardised per episode (pytorch/examples style).
   The paper does not say; a pilot showed plain SGD on raw returns collapses. ``False`` is
@@ -279,7 +280,8 @@ def variant(method: str, *stabilisers: str, base: RunConfig | None = None) -> tu
     """Name and config of ``method`` with the given stabilisers applied to ``base``.
 
     ``clip`` follows the paper: clip the gradient norm at 50 and double the learning rate.
-    ``clip_same_lr`` and ``lr2`` are its two halves (SPEC section 2, claim C10).
+    ``clip_same_lr`` and ``lr2`` are its two halves (claim C10; docs/design.md, 'Choices the
+    paper leaves open').
     """
     _check_choice("method", method, METHODS)
     base = base or RunConfig()

@@ -8,7 +8,8 @@ Both classes expose the same small batch interface used by :mod:`pgsom.runner`:
   ``(obs, reward, terminated, truncated)``; inactive environments are left untouched.
 
 Episodes are reset explicitly by the caller, so gymnasium's vector-env autoreset (the step
-after ``done`` being a reset with reward 0, SPEC section 8) never arises here.
+after ``done`` being a reset with reward 0, docs/design.md, 'Numerics and pitfalls') never
+arises here.
 
 Seeding follows gymnasium exactly: environment ``i`` owns the generator
 ``gymnasium.utils.seeding.np_random(seeds[i])``, the first episode draws its initial state

@@ -3,8 +3,8 @@ of J, and Fisher-vector products. Everything is batched over runs.
 
 Shapes: ``R`` runs, ``T`` padded steps (a multiple of ``policy.TIME_BLOCK``; every sum over
 time is padding-invariant, see ``policy.time_sum``), ``d`` parameters, ``A`` actions. ``mask[r, t]`` is True
-on real steps. Notation as in SPEC section 2: per-step score ``s_t = grad log pi(a_t|s_t)``,
-summed score ``S = sum_t s_t``, advantage ``A_t``.
+on real steps. Notation and derivations as in docs/design.md, 'Algorithms': per-step score
+``s_t = grad log pi(a_t|s_t)``, summed score ``S = sum_t s_t``, advantage ``A_t``.
 
     g = sum_t A_t s_t + beta_H grad sum_t H(pi(.|s_t))                       (ascent direction)
     h = g_J * S + diag grad^2 (sum_t A_t log pi(a_t|s_t))                    (Lemma 3.1)

@@ -19,6 +19,8 @@ Definitions used by every output (and stated in the notebooks):
 * episodes to reach 200 / 400: :func:`pgsom.stats.episodes_to_threshold` with the trailing
   mean of ``THRESHOLD_WINDOW`` = 10 episodes (of fewer when a run is shorter than 10
   episodes); a run that never reaches it is censored: NaN, written as an empty cell.
+
+Why the protocol is what it is: docs/design.md, 'Experimental protocol'.
 """
 
 from __future__ import annotations

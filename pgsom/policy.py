@@ -189,7 +189,7 @@ def sample_actions(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """Inverse-CDF sampling: action = number of cumulative probabilities below ``u``.
 
     Comparing pre-drawn uniforms with the probabilities is exact in distribution and several
-    times cheaper than ``Categorical.sample`` (SPEC section 8).
+    times cheaper than ``Categorical.sample`` (docs/design.md, 'Numerics and pitfalls').
     """
     cdf = np.cumsum(probs[:, :-1], axis=1)
     return (uniforms[:, None] >= cdf).sum(axis=1).astype(np.int64)

@@ -224,8 +224,9 @@ def welch_test(x: ArrayLike, y: ArrayLike) -> WelchResult:
 
     t = (mx - my) / sqrt(vx/nx + vy/ny),
     df = (vx/nx + vy/ny)^2 / ((vx/nx)^2/(nx-1) + (vy/ny)^2/(ny-1)).
-    Degenerate case (SPEC 8: every seed at the 500 cap): both samples constant makes t 0/0
-    or c/0 and scipy returns NaN.  Reported instead, with ``degenerate=True``:
+    Degenerate case (every seed at the 500 cap, docs/design.md, 'Numerics and pitfalls'):
+    both samples constant makes t 0/0 or c/0 and scipy returns NaN.  Reported instead, with
+    ``degenerate=True``:
     equal constants -> t = 0, p = 1.0; different constants -> t = +-inf, p = 0.0 (the
     difference is certain at these samples).  df is NaN then.  nx < 2 or ny < 2 -> NaN."""
     x, nan_x = _drop_nan(x)
@@ -583,8 +584,9 @@ def bootstrap_test(statistic: Callable, samples: tuple, rng: np.random.Generator
     axis, shapes ``(B, n_i, ...)``, and returns shape ``(B,)``; the estimate is
     ``statistic(*(s[None] for s in samples))[0]``.  p = min(1, 2 min((1 + #{T* <= null}),
     (1 + #{T* >= null})) / (B + 1)).  Resamples whose statistic is NaN are dropped and
-    counted.  (Percentile intervals under-cover with 5 runs per group: SPEC section 8; and
-    a statistic that resampling biases, such as a rank correlation of an across-run sd,
+    counted.  (Percentile intervals under-cover with 5 runs per group: docs/design.md,
+    'Numerics and pitfalls'; and a statistic that resampling biases, such as a rank
+    correlation of an across-run sd,
     can lie outside its own bootstrap distribution: prefer smooth statistics.)"""
     rng = _rng(rng)
     samples = tuple(np.asarray(s, dtype=float) for s in samples)

@@ -20,6 +20,9 @@ The rules (alpha = effective learning rate, ``g`` the REINFORCE estimate of grad
 
 ``clip_by_global_norm`` placed first clips every gradient evaluation (both RK stages). With
 ``hessian``, clipping acts on g only; h is used as estimated.
+
+The reconstruction of each rule from the paper's text, and the options the paper leaves open:
+docs/design.md, 'Algorithms' and 'Choices the paper leaves open'.
 """
 
 from __future__ import annotations
