@@ -11,7 +11,7 @@
    runs per second.
 2. **Against the runner of an earlier commit** (default ``83d5a80``, the runner before the fused
    kernel), checked out into a scratch git worktree: the same sweep (``N`` seeds x ``E``
-   episodes of each method, one process per core, no cache) run by a small driver script once
+   episodes of each method, every core, no cache) run by a small driver script once
    with that tree's ``pgsom`` and once with this one; reported: environment steps per second of
    the whole machine and their ratio, per method.
 3. Optionally (``--cold-reproduce``) the cold ``make reproduce`` pipeline into a scratch output
@@ -231,10 +231,12 @@ def format_markdown(report: BenchReport) -> str:
         f"Categorical sample per step, gymnasium's CartPole-v1): {s.runs} runs x {s.episodes} episodes in "
         f"{s.seconds:.0f} s (mean of the last 50 returns {s.mean_last50:.0f}); `python -m pgsom train --method pg "
         f"--seeds {t.seeds} --episodes {t.episodes} --workers {report.workers} --no-cache` in {t.seconds:.1f} s (a fresh process, "
-        f"{report.workers} workers): **{report.run_ratio:.3g}x** the runs per second.",
+        f"{report.workers} cores): **{report.run_ratio:.3g}x** the runs per second.",
         "",
         f"**Against the runner of commit {report.baseline_commit}** (before the fused kernel; a scratch worktree, "
-        f"the same sweep driver, {report.workers} worker processes, no cache):",
+        f"the same sweep driver on {report.workers} cores, no cache; that runner trains in {report.workers} worker "
+        f"processes, this one as `pgsom.sweep.run_many` chooses: a sweep of at most `THREAD_WORK` in this "
+        f"process on {report.workers} kernel threads, a larger one in {report.workers} worker processes):",
         "",
         "| method | seeds x episodes | env steps (now) | before: s (M steps/s) | now: s (M steps/s) | ratio |",
         "|---|---|---:|---:|---:|---:|",
