@@ -5,11 +5,14 @@ results cache) :func:`pgsom.sweep.run_many` for all protocols at once. The cache
 (run config, root seed, seed index, training source), so the ``ablation`` notebook trains and
 ``main_results`` / ``statistics`` load the same runs.
 
-Protocols (each with its own fixed root seed, so the two are independent samples; per-run
+Protocols (each with its own fixed root seed, so they are independent samples; per-run
 seeds are ``SeedSequence(root_seed, spawn_key=(i,))``, see :mod:`pgsom.runner`):
 
 * ``paper``: 5 seeds per variant, as the paper (4.1); root seed ``20250005``.
 * ``powered``: 50 seeds per variant by default; root seed ``20250050``.
+* ``replication``: 50 more seeds per variant; root seed ``20250150``. The claims report
+  decides each experimental claim on ``powered`` and on ``replication`` separately and calls
+  a verdict decided only where the two agree (:mod:`pgsom.claims`).
 
 Definitions used by every output (and stated in the notebooks):
 
@@ -80,9 +83,13 @@ PROTOCOLS: dict[str, Protocol] = {
     "powered": Protocol("powered", 50, 20250050,
                         "a powered rerun: 50 seeds per variant, an independent sample "
                         "(its own root seed)"),
+    "replication": Protocol("replication", 50, 20250150,
+                            "a replication of the powered rerun: 50 more seeds per variant from "
+                            "their own root seed; a claim's verdict stands only where both agree"),
 }
-"""The fixed root seeds are 20250005 (paper) and 20250050 (powered). Changing one changes
-every number of that protocol; do not reuse one protocol's root seed for the other."""
+"""The fixed root seeds are 20250005 (paper), 20250050 (powered) and 20250150 (replication).
+Changing one changes every number of that protocol; never reuse one protocol's root seed for
+another (their runs would be the same runs, not independent samples)."""
 
 FIG2_METHODS = ("pg", "hessian", "rk", "adam", "npg")
 """Variants drawn in Figure 2 (the paper's three methods and the two baselines)."""

@@ -11,10 +11,10 @@ the later notebooks load them from it.
 Profiles:
 
 * ``full`` (``make reproduce``): protocol ``paper`` (5 seeds) and ``powered`` (50 seeds),
-  500 episodes. Outputs go to ``figures/`` and ``paper/``, executed notebooks to
+  and for the claims report (``statistics``) also ``replication`` (50 more seeds), 500 episodes. Outputs go to ``figures/`` and ``paper/``, executed notebooks to
   ``paper/notebooks/``, and the README's generated section (Table 1 and the outputs table,
   between ``<!-- BEGIN OUTPUTS -->`` and ``<!-- END OUTPUTS -->``) is rewritten.
-* ``quick`` (``make quick``): 2 and 3 seeds, 8 episodes, every variant. EVERYTHING it writes
+* ``quick`` (``make quick``): 2, 3 and 3 seeds, 8 episodes, every variant. EVERYTHING it writes
   (figures, paper outputs, executed notebooks) goes under ``results/quick/`` (``--out``), so it
   never overwrites the committed full outputs; the README is not touched.
 
@@ -138,6 +138,7 @@ class Profile:
     out: str                     # output root (figures/, paper/, paper/notebooks/ under it)
     paper_seeds: int
     powered_seeds: int
+    replication_seeds: int       # the claims' second sample (the statistics notebook only)
     episodes: int
     eval_episodes: int
     variants: Sequence[str] | None
@@ -147,9 +148,9 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "full": Profile("full", ".", 5, 50, 500, 10, None, cell_timeout_s=6 * 3600,
+    "full": Profile("full", ".", 5, 50, 50, 500, 10, None, cell_timeout_s=6 * 3600,
                     update_readme=True),
-    "quick": Profile("quick", "results/quick", 2, 3, 8, 2, None, cell_timeout_s=900,
+    "quick": Profile("quick", "results/quick", 2, 3, 3, 8, 2, None, cell_timeout_s=900,
                      extra={"derivations": {"n_mc": 4000},
                             "statistics": {"n_boot": 1000, "fpr_trials": 1000}}),
 }
@@ -184,7 +185,10 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
             "paper_dir": paper,
             "figures_dir": figures,
         }
-        if spec.name == "statistics":  # the derivations notebook's verdicts (claims C3-C6)
+        if spec.name == "statistics":
+            # the claims' second sample, and the derivations notebook's verdicts (claims C3-C6)
+            params["protocols"] = ["paper", "powered", "replication"]
+            params["replication_seeds"] = profile.replication_seeds
             params["derivations_csv"] = f"{paper}/derivations.csv"
     params.update(profile.extra.get(spec.name, {}))
     return params

@@ -25,6 +25,9 @@ def test_protocols_have_distinct_fixed_root_seeds():
     assert ex.PROTOCOLS["paper"].n_seeds == 5 and ex.PROTOCOLS["powered"].n_seeds == 50
     assert ex.PROTOCOLS["paper"].root_seed == 20250005
     assert ex.PROTOCOLS["powered"].root_seed == 20250050
+    assert ex.PROTOCOLS["replication"].root_seed == 20250150 and ex.PROTOCOLS["replication"].n_seeds == 50
+    roots = [p.root_seed for p in ex.PROTOCOLS.values()]
+    assert len(set(roots)) == len(roots)  # independent samples, never the same runs twice
     assert ex.all_variants()[:12] == ("pg", "pg+clip", "pg+entropy", "pg+baseline", "hessian",
                                       "hessian+clip", "hessian+entropy", "hessian+baseline", "rk",
                                       "rk+clip", "rk+entropy", "rk+baseline")
@@ -104,6 +107,11 @@ def test_quick_profile_redirects_every_output_under_results_quick():
     sp = pl.notebook_parameters(stats_nb, quick, out, ROOT / "results" / "cache")
     assert sp["derivations_csv"] == "results/quick/paper/derivations.csv"  # the derivations' verdicts
     assert sp["n_boot"] == 1000 and sp["fpr_trials"] == 1000
+    # the claims report decides on two independent samples: powered and replication
+    fs = pl.notebook_parameters(stats_nb, full, ROOT, ROOT / "results" / "cache")
+    assert fs["protocols"] == ["paper", "powered", "replication"] and fs["replication_seeds"] == 50
+    assert pl.notebook_parameters(pl.NOTEBOOKS[1], full, ROOT, ROOT / "results" / "cache")["protocols"] == [
+        "paper", "powered"]
 
 
 def _run_quick(tmp: Path, tag: str) -> Path:
