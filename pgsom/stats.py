@@ -40,7 +40,9 @@ __all__ = [
     "VarianceTest", "BootTest", "Replication", "LogRank", "brown_forsythe", "ci_std",
     "ci_sd_ratio", "ci_mean_difference", "bootstrap_test", "replication_interval",
     "fraction_outside", "logrank_test", "logrank_power", "km_median_administrative",
-    "spearman_trend", "median_ratio_test",
+    "spearman_trend", "median_ratio_test", "PairedResult", "paired_test", "mean_abs_deviation",
+    "fligner_killeen", "ci_spread_ratio", "PairReplication", "replication_pair_test",
+    "power_paired",
 ]
 
 
@@ -790,3 +792,158 @@ def median_ratio_test(episodes_a: ArrayLike, reached_a: ArrayLike, episodes_b: A
     B = low_d.size
     p = min(1.0, 2 * min((1 + np.sum(low_d <= 1)) / (B + 1), (1 + np.sum(high_d >= 1)) / (B + 1)))
     return BootTest(est, low, high, float(p), level, int(B), int(bad.sum()))
+
+
+# ----------------------------------------------------------------------------- paired samples
+class PairedResult(NamedTuple):
+    mean_diff: float   # mean over pairs of x_i - y_i
+    low: float         # t interval of the mean difference at ``level``
+    high: float
+    statistic: float   # paired t
+    p_value: float     # two-sided paired t
+    wilcoxon_p: float  # two-sided Wilcoxon signed-rank (zero differences: Pratt), shown beside
+    sd_diff: float     # sd of the differences (ddof 1)
+    n_pairs: int       # pairs with both values
+    degenerate: bool   # every difference equal: t undefined, p set by rule
+    level: float
+    n_nan: int         # pairs dropped (a NaN on either side)
+
+
+def paired_test(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> PairedResult:
+    """Paired comparison of runs that share their seed (``x[i]`` and ``y[i]`` trained from the
+    same seed: common random numbers). With d_i = x_i - y_i over the n pairs where both are
+    defined: mean dbar, sd s_d, t = dbar / (s_d / sqrt(n)) on n - 1 df (scipy.stats.ttest_rel),
+    the interval dbar +- t_{(1+level)/2, n-1} s_d / sqrt(n), and the Wilcoxon signed-rank
+    p-value (scipy.stats.wilcoxon, zero differences kept by Pratt's method). Positive
+    correlation between the pair makes s_d smaller than the unpaired standard error, which is
+    the point of pairing. Degenerate case: every d_i equal (s_d = 0): dbar = 0 gives p = 1,
+    otherwise p = 0 (as :func:`welch_test`). Fewer than 2 pairs -> NaN."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"paired samples must be 1-D of equal length, got {x.shape} and {y.shape}")
+    keep = ~(np.isnan(x) | np.isnan(y))
+    d = x[keep] - y[keep]
+    n, n_nan = int(d.size), int(x.size - keep.sum())
+    if n < 2:
+        m = float(d.mean()) if n else np.nan
+        return PairedResult(m, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, n, False, level, n_nan)
+    dbar, sd = float(d.mean()), float(np.std(d, ddof=1))
+    if np.ptp(d) == 0:
+        p = 1.0 if dbar == 0 else 0.0
+        return PairedResult(dbar, dbar, dbar, np.nan if dbar == 0 else np.copysign(np.inf, dbar), p, p,
+                            0.0, n, True, level, n_nan)
+    res = stats.ttest_rel(x[keep], y[keep])
+    half = stats.t.ppf((1 + level) / 2, n - 1) * sd / np.sqrt(n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # small n: scipy notes the normal approximation
+        wp = float(stats.wilcoxon(d, zero_method="pratt").pvalue) if np.any(d != 0) else 1.0
+    return PairedResult(dbar, dbar - half, dbar + half, float(res.statistic), float(res.pvalue), wp, sd, n,
+                        False, level, n_nan)
+
+
+def power_paired(n: int, effect: float, sd_diff: float, alpha: float = 0.05) -> float:
+    """Power of the two-sided paired t test with n pairs, true mean difference ``effect`` and
+    sd of the differences ``sd_diff``: ncp = effect / sd_diff sqrt(n), df = n - 1,
+    power = P(T > c) + P(T < -c), T ~ nct(df, ncp), c = t_{1 - alpha/2, df}."""
+    if n < 2 or not np.isfinite(sd_diff) or sd_diff <= 0:
+        return np.nan
+    df, ncp = n - 1, abs(effect) / sd_diff * np.sqrt(n)
+    c = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(c, df, ncp) + stats.nct.cdf(-c, df, ncp))
+
+
+# ----------------------------------------------------------------------------- spread
+def mean_abs_deviation(x: ArrayLike, axis: int = -1) -> np.ndarray | float:
+    """Mean absolute deviation from the median, mean_i |x_i - median(x)|: the spread that
+    :func:`fligner_killeen` and :func:`brown_forsythe` compare (both work on |x - median|),
+    defined and informative when most runs sit at the 500 cap (where the IQR is 0)."""
+    x = np.asarray(x, dtype=float)
+    med = np.median(x, axis=axis, keepdims=True)
+    out = np.mean(np.abs(x - med), axis=axis)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def fligner_killeen(x: ArrayLike, y: ArrayLike) -> VarianceTest:
+    """Fligner-Killeen test of equal spread (scipy.stats.fligner, center="median"): ranks of
+    |x - median| pooled over both groups, scored by normal quantiles, and a chi-square (1 df)
+    statistic; rank-based, so it does not degenerate into a test of means when most values
+    are tied at a cap (Brown-Forsythe does). The ``sd_*`` fields hold the
+    :func:`mean_abs_deviation` of each group, ``sd_ratio`` their ratio (the effect on the
+    test's own scale). Every |x - median| equal within and across groups -> statistic 0,
+    p = 1. Fewer than 2 values in a group -> NaN."""
+    x, nan_x = _drop_nan(x)
+    y, nan_y = _drop_nan(y)
+    nx, ny, n_nan = x.size, y.size, nan_x + nan_y
+    mx = mean_abs_deviation(x) if nx else np.nan
+    my = mean_abs_deviation(y) if ny else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.divide(mx, my)) if not (mx == 0 and my == 0) else np.nan
+    if nx < 2 or ny < 2:
+        return VarianceTest(np.nan, np.nan, mx, my, ratio, nx, ny, False, n_nan)
+    z = np.concatenate([np.abs(x - np.median(x)), np.abs(y - np.median(y))])
+    if np.ptp(z) == 0:
+        return VarianceTest(0.0, 1.0, mx, my, ratio, nx, ny, True, n_nan)
+    res = stats.fligner(x, y, center="median")
+    return VarianceTest(float(res.statistic), float(res.pvalue), mx, my, ratio, nx, ny, False, n_nan)
+
+
+def _spread_ratio_stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return mean_abs_deviation(x, axis=axis) / mean_abs_deviation(y, axis=axis)
+
+
+def ci_spread_ratio(x: ArrayLike, y: ArrayLike, rng: np.random.Generator | int,
+                    level: float = 0.95, n_resamples: int = 10_000) -> CI:
+    """Percentile bootstrap CI (runs resampled within each group) of
+    :func:`mean_abs_deviation` (x) / :func:`mean_abs_deviation` (y). Resamples with a zero
+    denominator give inf (kept: a percentile bound may be inf); 0/0 resamples are dropped.
+    Undefined (NaN bounds) with fewer than 2 runs in a group or no spread at all in ``y``."""
+    x, nan_x = _drop_nan(x)
+    y, nan_y = _drop_nan(y)
+    n_nan = nan_x + nan_y
+    if x.size < 2 or y.size < 2:
+        return CI(np.nan, np.nan, np.nan, level, "undefined (fewer than 2 runs)", n_nan)
+    est = float(_spread_ratio_stat(x, y))
+    if np.ptp(y) == 0:
+        return CI(est, np.nan, np.nan, level, "undefined (no spread in the reference)", n_nan)
+    t = bootstrap_test(_spread_ratio_stat, (x, y), rng, null=1.0, level=level, n_resamples=n_resamples)
+    return CI(est, t.low, t.high, level, "percentile bootstrap", n_nan)
+
+
+# ----------------------------------------------------------------------------- a reported pair
+class PairReplication(NamedTuple):
+    p_value: float      # P(D* >= D(paper)) under the m-run replication distribution
+    distance: float     # D of the paper's pair
+    mean: tuple         # centre of the replication distribution of (mean, sd)
+    m: int
+    n: int
+    n_resamples: int
+
+
+def replication_pair_test(x: ArrayLike, paper_mean: float, paper_sd: float, m: int,
+                          rng: np.random.Generator | int, n_resamples: int = 10_000) -> PairReplication:
+    """Is a reported (mean, sd) of ``m`` runs, taken together, what ``m`` runs of our
+    procedure give? The two-stage bootstrap of :func:`replication_interval` draws B replicate
+    samples of m runs; each gives the pair T*_b = (mean, sd ddof 1). With mu and S their mean
+    and covariance, D(t) = (t - mu)^T S^+ (t - mu) (Mahalanobis; S^+ the pseudo-inverse,
+    so a degenerate direction, e.g. every run at the cap, is measured along the others), and
+    p = (1 + #{D(T*_b) >= D(paper)}) / (B + 1): the fraction of replicates at least as far
+    from the centre as the paper's pair. Two numbers that are each plausible alone can be
+    jointly improbable (a high mean with a small sd). Fewer than 2 runs -> NaN."""
+    x, _ = _drop_nan(x)
+    n = x.size
+    if n < 2 or not (np.isfinite(paper_mean) and np.isfinite(paper_sd)):
+        return PairReplication(np.nan, np.nan, (np.nan, np.nan), m, n, 0)
+    g = _rng(rng)
+    first = g.integers(0, n, (n_resamples, n))
+    second = g.integers(0, n, (n_resamples, m))
+    draws = x[np.take_along_axis(first, second, axis=1)]
+    t = np.stack([draws.mean(axis=1), draws.std(axis=1, ddof=1)], axis=1)
+    mu = t.mean(axis=0)
+    inv = np.linalg.pinv(np.cov(t, rowvar=False))
+    dev = t - mu
+    dist = np.einsum("bi,ij,bj->b", dev, inv, dev)
+    pv = np.array([paper_mean, paper_sd]) - mu
+    d0 = float(pv @ inv @ pv)
+    p = float((1 + np.sum(dist >= d0 * (1 - 1e-12))) / (n_resamples + 1))
+    return PairReplication(p, d0, (float(mu[0]), float(mu[1])), m, n, n_resamples)
