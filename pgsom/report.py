@@ -1,9 +1,9 @@
 """Reports: Table 1 (csv, markdown, LaTeX booktabs) and the README's generated section.
 
-:data:`PAPER_TABLE1` holds the paper's own Table 1 numbers. It is the one hand-typed set of
-numbers in the artifact, transcribed from the paper text (Table 1: final-episode return,
-mean and std over 5 seeds) and labelled as the paper's wherever it is shown. Every other
-number comes from :func:`table1_frame` over the runs.
+:data:`PAPER_TABLE1` holds the paper's own Table 1 numbers (final-episode return, mean and
+std over 5 seeds), transcribed by hand in :mod:`pgsom.paper` (with the text's claims, the one
+home of the paper's numbers) and re-exported here; they are labelled as the paper's wherever
+they are shown. Every other number comes from :func:`table1_frame` over the runs.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from pgsom import stats
+from pgsom.paper import PAPER_TABLE1, PAPER_TABLE1_SEEDS
 from pgsom.store import write_text_atomic
 
 __all__ = [
@@ -24,25 +25,6 @@ __all__ = [
     "replace_between_markers", "update_readme", "outputs_markdown", "readme_outputs_section",
     "README_BEGIN", "README_END", "for_display",
 ]
-
-PAPER_TABLE1: dict[str, tuple[float, float]] = {
-    # variant: (mean, std) of the final-episode return over 5 seeds, as printed in the
-    # paper's Table 1 ("Model | Mean | Std"). Transcribed by hand; the paper's, not ours.
-    "pg": (202.70, 23.99),               # Policy Gradient
-    "pg+clip": (370.51, 38.72),          # Policy Gradient + clip
-    "pg+entropy": (239.90, 58.98),       # Policy Gradient + entropy
-    "pg+baseline": (218.84, 47.17),      # Policy Gradient + baseline
-    "hessian": (147.00, 24.53),          # Hessian Policy Gradient
-    "hessian+clip": (392.79, 0.55),      # Hessian Policy Gradient + clip
-    "hessian+entropy": (274.99, 112.73),  # Hessian Policy Gradient + entropy
-    "hessian+baseline": (208.43, 115.63),  # Hessian Policy Gradient + baseline
-    "rk": (314.18, 66.33),               # Runge–Kutta
-    "rk+clip": (383.09, 7.15),           # Runge–Kutta + clip
-    "rk+entropy": (314.75, 95.46),       # Runge–Kutta + entropy
-    "rk+baseline": (328.21, 65.32),      # Runge–Kutta + baseline
-}
-PAPER_TABLE1_SEEDS = 5
-"""The paper runs each variant 5 times (paper 4.1)."""
 
 METHOD_LABELS = {
     "pg": "Policy Gradient",

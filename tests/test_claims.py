@@ -8,9 +8,11 @@ samples, diverged runs, censored runs, two seeds)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
+from importlib import resources
 from pathlib import Path
 
 import nbformat
@@ -121,6 +123,23 @@ def test_verdict_rule_rejects_unknown_kinds_and_missing_given():
 ])
 def test_aggregate(rows, expected):
     assert claims.aggregate(rows) == expected
+
+
+def test_the_rule_text_is_the_packaged_template():
+    template = resources.files("pgsom.claims").joinpath("rule.md").read_text(encoding="utf-8")
+    assert claims.RULE_TEXT == template and template.startswith("**The verdict rule**")
+    text = claims.rule_markdown("powered")
+    assert "{" not in text and f"α = {claims.ALPHA:g}" in text and "`powered` protocol" in text
+
+
+def test_the_registry_has_one_builder_per_claim():
+    assert tuple(claims.BUILDERS) == claims.CLAIM_IDS == tuple(f"C{k}" for k in range(1, 14))
+    assert all(callable(b) for b in claims.BUILDERS.values())
+    rep = report({"powered": {"pg": [1.0, 2.0]}}, state=claims.state_memory(d=10))
+    assert list(dict.fromkeys(rep.rows["claim"])) == list(claims.CLAIM_IDS)   # in registry order
+    r = claims.paper_self_checks()[0]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.verdict = "supported"                                  # rows are immutable
 
 
 # --------------------------------------------------------------------------- rule on runs

@@ -1,0 +1,183 @@
+"""One audited statement in one protocol (:class:`Row`), and the row makers the builders share.
+
+A :class:`Row` is immutable: a builder that needs a changed copy derives it with
+:func:`dataclasses.replace`. The makers compute one kind of test each, on the final-episode
+return or the episodes to a threshold:
+
+* :func:`mean_row`: Welch's t on mean(A) - mean(B) (family ``means``);
+* :func:`sd_row`: Brown-Forsythe on sd(A) / sd(B) with a bootstrap CI (family ``variances``);
+* :func:`episodes_row`: the ratio of Kaplan-Meier median episodes to a threshold (family
+  ``episodes``);
+* :func:`number_row`: the paper's number against the
+  :data:`~pgsom.claims.rule.REPLICATION_SEEDS`-seed replication distribution of our runs.
+
+Their p-values are raw; :func:`pgsom.claims.claim_rows` adjusts them (Holm) and
+:func:`pgsom.claims.rule.verdict` gives the verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+
+from pgsom import stats
+from pgsom.claims.comparisons import pooled_sd, power
+from pgsom.claims.data import censored, finite, row_rng, sign, values
+from pgsom.claims.rule import LEVEL, MEDIUM_EFFECT, REPLICATION_SEEDS
+
+__all__ = ["Row", "slug", "mean_row", "sd_row", "episodes_row", "number_row", "frame"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One audited statement in one protocol: the paper's number, ours with its CI, the test
+    and what the rule needs (the columns of ``claims.csv``)."""
+
+    claim: str
+    key: str                      # short id, unique within (claim, protocol): macro names
+    statement: str
+    protocol: str
+    kind: str                     # direction, absence, number, derived, self-check, construction, not tested, measured
+    paper_value: float = math.nan
+    paper_text: str = ""          # the paper's number as printed ("" if none)
+    estimate: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    unit: str = "return"          # return, ratio, rho, episodes, count, fraction, value
+    test: str = ""
+    family: str = ""
+    p_value: float = math.nan
+    p_holm: float = math.nan
+    claimed_sign: int = 0
+    observed_sign: float = 0.0
+    claimed_effect: float = math.nan
+    sensitive: bool = False
+    rep_low: float = math.nan     # m-seed replication interval (number rows)
+    rep_high: float = math.nan
+    paper_in_ci: float = math.nan  # 1 / 0 / NaN: the paper's number inside our CI
+    power: float = math.nan       # power at the claimed effect, where a formula exists
+    given: str | None = None
+    primary: bool = False
+    note: str = ""                # may hold {name} fields filled from ``extras`` (counts)
+    verdict: str = ""
+    pair: str = ""                # "A|B" of a comparison-family row
+    extras: dict = field(default_factory=dict)
+    decides: bool = True          # counts toward the claim's verdict in its protocol
+
+
+def slug(*parts: str) -> str:
+    """A row key from parts: ``("hessian", "pg", 200)`` -> ``hessian-pg-200``."""
+    return "-".join(str(p) for p in parts)
+
+
+def mean_row(claim, key, statement, p, finals, a, b, *, claimed_sign, claimed_effect,
+             kind="direction", note="") -> Row:
+    """Welch row for mean(A) - mean(B) of the final return, with the claimed sign / effect
+    (return units; NaN -> a medium effect, half the pooled sd). Its Holm p-value is the
+    comparison family's (``a``, ``b`` must be a pair of
+    :data:`~pgsom.claims.comparisons.COMPARISONS`)."""
+    x, y = values(finals, p, a), values(finals, p, b)
+    if x is None or y is None:
+        return Row(claim, key, statement, p, kind, test="Welch t", family="means",
+                   pair=f"{a}|{b}", note="variant not run" + (f"; {note}" if note else ""))
+    w = stats.welch_test(x, y)
+    ci = stats.ci_mean_difference(x, y, LEVEL)
+    sd = pooled_sd(x, y)
+    effect = claimed_effect if finite(claimed_effect) else MEDIUM_EFFECT["d"] * sd
+    if kind == "absence":
+        sensitive = finite(ci.low) and finite(effect) and -effect < ci.low and ci.high < effect
+    elif claimed_sign > 0:
+        sensitive = finite(ci.high) and finite(effect) and ci.high < effect
+    else:
+        sensitive = finite(ci.low) and finite(effect) and ci.low > -abs(effect)
+    return Row(claim, key, statement, p, kind, estimate=w.mean_diff, ci_low=ci.low,
+               ci_high=ci.high, unit="return", test="Welch t (difference of means)",
+               family="means", p_value=w.p_value, claimed_sign=claimed_sign,
+               observed_sign=sign(w.mean_diff), claimed_effect=effect, sensitive=bool(sensitive),
+               power=power(min(w.nx, w.ny), effect, sd), note=note, pair=f"{a}|{b}")
+
+
+def sd_row(claim, key, statement, p, finals, a, b, *, seed, n_boot, note="") -> Row:
+    """Brown-Forsythe row: sd(A) / sd(B) of the final return claimed below 1 (claimed
+    effect: a factor 1 / medium); Holm p-value from the comparison family."""
+    ratio_claim = 1 / MEDIUM_EFFECT["ratio"]
+    x, y = values(finals, p, a), values(finals, p, b)
+    if x is None or y is None:
+        return Row(claim, key, statement, p, "direction", unit="ratio", test="Brown-Forsythe",
+                   family="variances", pair=f"{a}|{b}", claimed_sign=-1,
+                   claimed_effect=ratio_claim, note="variant not run")
+    bf = stats.brown_forsythe(x, y)
+    ci = stats.ci_sd_ratio(x, y, row_rng(seed, f"sd|{p}|{claim}|{key}"), LEVEL, n_boot)
+    sensitive = finite(ci.low) and ci.low > ratio_claim
+    obs = sign(bf.sd_ratio - 1) if finite(bf.sd_ratio) else (1.0 if bf.sd_ratio == math.inf else 0.0)
+    return Row(claim, key, statement, p, "direction", estimate=bf.sd_ratio, ci_low=ci.low,
+               ci_high=ci.high, unit="ratio", test="Brown-Forsythe (sd ratio, bootstrap CI)",
+               family="variances", p_value=bf.p_value, claimed_sign=-1, observed_sign=obs,
+               claimed_effect=ratio_claim, sensitive=bool(sensitive), note=note, pair=f"{a}|{b}")
+
+
+def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, claimed_ratio,
+                 seed, n_boot) -> Row:
+    """``fast`` reaches ``thr`` in fewer episodes than ``slow``: the ratio of Kaplan-Meier
+    median episodes slow / fast with :func:`pgsom.stats.median_ratio_test` (bootstrap test
+    and CI, censored runs bounded on the conservative side for each end)."""
+    a, b = censored(finals, p, fast, thr), censored(finals, p, slow, thr)
+    if a is None or b is None:
+        return Row(claim, key, statement, p, "direction", unit="ratio", test="median ratio",
+                   family="episodes", claimed_sign=1, claimed_effect=claimed_ratio,
+                   note="variant not run")
+    t = stats.median_ratio_test(a[0], a[1], b[0], b[1], budget,
+                                row_rng(seed, f"ratio|{p}|{fast}|{slow}|{thr}"), LEVEL, n_boot)
+    lr = stats.logrank_test(a[0], a[1], b[0], b[1], budget)
+    sensitive = finite(t.high) and t.high < claimed_ratio
+    obs = sign(np.log(t.estimate)) if finite(t.estimate) and t.estimate > 0 else (
+        1.0 if t.estimate == math.inf else -1.0 if t.estimate == 0 else 0.0)
+    note = (f"runs reaching {thr}: `{fast}` {{ra}} of {{na}}, `{slow}` {{rb}} of {{nb}} (the "
+            "others censored at the budget); log-rank test of the whole distributions, "
+            "unadjusted p: {logrank}")
+    extras = {"ra": int(a[1].sum()), "na": int(a[1].size), "rb": int(b[1].sum()),
+              "nb": int(b[1].size), "logrank": ("p", lr.p_value)}
+    return Row(claim, key, statement, p, "direction", estimate=t.estimate, ci_low=t.low,
+               ci_high=t.high, unit="ratio",
+               test="ratio of Kaplan-Meier median episodes, bootstrap (censoring bounded)",
+               family="episodes", p_value=t.p_value, claimed_sign=1, observed_sign=obs,
+               claimed_effect=claimed_ratio, sensitive=bool(sensitive), note=note,
+               extras=extras)
+
+
+def number_row(claim, key, statement, p, x, paper_text, statistic, *, seed, n_boot,
+               family, unit="return", note="", ci: stats.CI | None = None,
+               extras: dict | None = None, budget: int | None = None) -> Row:
+    """Number row: the paper's value vs the 5-seed replication distribution of
+    ``statistic`` ('mean', 'std' or 'km_median') of our runs ``x``."""
+    value = float(paper_text)
+    if x is None:
+        return Row(claim, key, statement, p, "number", paper_value=value, paper_text=paper_text,
+                   unit=unit, test=f"{REPLICATION_SEEDS}-seed replication", family=family, note="variant not run")
+    fn: Callable = {"mean": np.mean, "std": lambda a, axis=-1: np.std(a, axis=axis, ddof=1),
+                    "km_median": stats.km_median_administrative}[statistic]
+    rep = stats.replication_interval(x, value, REPLICATION_SEEDS,
+                                     row_rng(seed, f"rep|{p}|{claim}|{key}"), fn, LEVEL, n_boot)
+    if statistic == "km_median" and budget is not None and value >= budget:
+        # replications censored at the budget say "more than the budget": they cannot
+        # contradict a number of episodes the budget does not reach
+        rep = rep._replace(p_value=math.nan)
+        note = (note + "; " if note else "") + "the paper's number is beyond our budget"
+    if ci is None:
+        ci = stats.ci_t(x, LEVEL) if statistic == "mean" else stats.ci_std(x, LEVEL)
+    in_ci = (float(ci.low <= value <= ci.high) if finite(ci.low) and finite(ci.high)
+             else math.nan)
+    return Row(claim, key, statement, p, "number", paper_value=value, paper_text=paper_text,
+               estimate=float(ci.estimate), ci_low=ci.low, ci_high=ci.high, unit=unit,
+               test=f"{REPLICATION_SEEDS}-seed replication of the {statistic.replace('_', ' ')}",
+               family=family, p_value=rep.p_value, rep_low=rep.low, rep_high=rep.high,
+               paper_in_ci=in_ci, note=note, extras=extras or {})
+
+
+def frame(rows: Sequence[Row]) -> pd.DataFrame:
+    """The rows as a frame, one column per field of :class:`Row` (in field order)."""
+    return pd.DataFrame([{f.name: getattr(r, f.name) for f in fields(Row)} for r in rows])
