@@ -1,6 +1,6 @@
 """A small finite-horizon MDP whose expected return J(theta) is computed exactly.
 
-Used by ``notebooks/derivations.ipynb`` and ``tests/test_exact_mdp.py`` to check the paper's
+Used by :mod:`pgsom.derivations` (``notebooks/derivations.ipynb``) and ``tests/test_exact_mdp.py`` to check the paper's
 lemmas (Section 3, Appendix A) where the truth is known: the gradient and Hessian of J come
 from autograd through an enumeration of every trajectory, and the package's single-episode
 estimators (``pgsom.estimators``) are applied to sampled or enumerated episodes exactly as the
@@ -18,7 +18,7 @@ The MDP (:class:`FiniteMDP`, built by :meth:`FiniteMDP.build` from its ``seed`` 
   baseline exactly representable in float32 (the dtype ``compute_advantages`` returns), so
   expectations of the package's estimators computed by enumeration match autograd to float64
   rounding. The default rewards are >= 0 (as CartPole's +1), the "mild assumption" under which
-  the surrogate Hessian of an exponential-family policy has a sign (see the notebook).
+  the surrogate Hessian of an exponential-family policy has a sign (:func:`pgsom.derivations.c4_spectrum`).
 
 Episode: s_0 ~ initial; for t = 0..horizon-1: a_t ~ pi(.|o_t), reward r[s_t, a_t]; the episode
 ends with probability end[s_t, a_t], otherwise s_{t+1} ~ transitions[s_t, a_t].
