@@ -405,7 +405,7 @@ def test_statistics_notebook_static_text_types_no_numbers():
 
 def test_statistics_notebook_writes_the_claims_report(tmp_path):
     paper, figures = tmp_path / "paper", tmp_path / "figures"
-    params = {"paper_seeds": 2, "powered_seeds": 3, "episodes": 4, "eval_episodes": 1,
+    params = {"paper_seeds": 2, "powered_seeds": 3, "replication_seeds": 3, "episodes": 4, "eval_episodes": 1,
               "variants": None, "cache_dir": str(tmp_path / "cache"), "max_workers": 1,
               "progress": False, "n_boot": 200, "fpr_trials": 200, "paper_dir": str(paper),
               "figures_dir": str(figures), "derivations_csv": str(tmp_path / "none.csv")}
@@ -429,8 +429,65 @@ def test_statistics_notebook_writes_the_claims_report(tmp_path):
     tex = (paper / "numbers.tex").read_text()
     assert re.search(r"\\newcommand\{\\pgsomDataPoweredSeeds\}\{3\}", tex)
     cmp = pd.read_csv(paper / "comparisons.csv")
-    assert len(cmp) == 2 * len(claims.COMPARISONS)                  # every pair, both protocols
+    # every pair in paper, powered, replication and both deciding samples pooled
+    assert len(cmp) == 4 * len(claims.COMPARISONS)
+    assert list(dict.fromkeys(cmp["protocol"])) == ["paper", "powered", "replication", "pooled"]
     summary = pd.read_csv(paper / "statistics_summary.csv")
-    assert len(summary) == 2 * len(all_variants())
+    assert len(summary) == 4 * len(all_variants())
+    # every overall row says what each sample gave and whether they agree
+    for col in ("verdict_powered", "verdict_replication", "verdict_pooled", "stable"):
+        assert overall[col].notna().all(), col
+    unstable = overall[~overall["stable"].astype(bool) & overall["verdict_powered"].ne("not an experiment")]
+    assert (unstable["verdict"] == "inconclusive").all()
+    assert all("on `powered`" in str(r) for r in unstable["reason"])
+    assert "Decided only where a replication agrees" in md
     for ext in ("pdf", "png"):
         assert (figures / f"fig4_effects.{ext}").stat().st_size > 5_000
+
+
+def _verdict_rows(verdicts: dict[str, list[str]], claim: str = "C2") -> pd.DataFrame:
+    """Rows of one experimental claim with the given verdicts per protocol (decides=True)."""
+    rows = []
+    for protocol, vs in verdicts.items():
+        for k, v in enumerate(vs):
+            rows.append({"claim": claim, "key": f"r{k}", "protocol": protocol, "kind": "direction",
+                         "verdict": v, "decides": True, "primary": protocol == "powered"})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("powered,replication,want,stable", [
+    (["supported", "supported"], ["supported", "supported"], "supported", True),
+    (["supported", "supported"], ["supported", "inconclusive"], "inconclusive", False),
+    (["not supported"], ["supported"], "inconclusive", False),
+    (["contradicted", "supported"], ["contradicted"], "contradicted", True),
+])
+def test_a_claim_is_decided_only_where_both_samples_agree(powered, replication, want, stable):
+    rows = _verdict_rows({"paper": ["supported"], "powered": powered, "replication": replication,
+                          "pooled": ["supported"]})
+    got = claims.claim_verdicts(rows).set_index("claim").loc["C2"]
+    assert (got["verdict"], bool(got["stable"])) == (want, stable)
+    assert got["verdict_powered"] == claims.aggregate(powered)
+    assert got["verdict_replication"] == claims.aggregate(replication)
+    assert got["verdict_pooled"] == "supported" and got["verdict_paper_protocol"] == "supported"
+    if not stable:  # the reason names both samples' verdicts
+        assert got["reason"] == f"{claims.aggregate(powered)} on `powered`, {claims.aggregate(replication)} on `replication`"
+    # the old rule (the primary protocol's rows alone) would have said the powered verdict
+    assert want == claims.aggregate(powered) or not stable
+
+
+def test_without_a_replication_the_claim_is_not_called_stable():
+    got = claims.claim_verdicts(_verdict_rows({"powered": ["supported"]})).set_index("claim").loc["C2"]
+    assert got["verdict"] == "supported" and not got["stable"]
+    assert "no `replication` protocol" in got["reason"]
+    other = claims.claim_verdicts(_verdict_rows({"powered": ["supported"]})).set_index("claim").loc["C13"]
+    assert other["stable"] and other["verdict_powered"] == "not an experiment"
+
+
+def test_pooling_renumbers_the_second_samples_seeds():
+    f = pd.DataFrame({"protocol": ["powered"] * 2 + ["replication"] * 2 + ["paper"],
+                      "variant": ["pg"] * 5, "seed": [0, 1, 0, 1, 0], "final_return": [1.0, 2, 3, 4, 5]})
+    out = claims.with_pooled(f)
+    pooled = out[out["protocol"] == "pooled"]
+    assert pooled["seed"].tolist() == [0, 1, 2, 3] and pooled["final_return"].tolist() == [1, 2, 3, 4]
+    assert claims.with_pooled(out).equals(out)  # once only
+    assert claims.with_pooled(f[f["protocol"] != "replication"]).equals(f[f["protocol"] != "replication"])

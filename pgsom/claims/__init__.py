@@ -36,15 +36,15 @@ from __future__ import annotations
 from pgsom.claims.build import Report, build_report, claim_rows, final_vs_eval
 from pgsom.claims.builders import BUILDERS, C9_SMOOTH, ClaimData, c9_window, paper_self_checks
 from pgsom.claims.comparisons import COMPARISONS, comparison_family
-from pgsom.claims.data import row_rng
+from pgsom.claims.data import row_rng, with_pooled
 from pgsom.claims.inspection import optimizer_state_floats, state_memory
 from pgsom.claims.params import validate_parameters
 from pgsom.claims.render import (CSV_COLUMNS, MAX_DERIVED_ROWS, Numbers, claims_csv,
                                  claims_markdown, format_value, macro_name, write_report)
 from pgsom.claims.rows import Row
-from pgsom.claims.rule import (ALPHA, CONTEXT, LEVEL, MEDIUM_EFFECT, POWER, REPLICATION_SEEDS,
-                               RULE_TEXT, VERDICTS, aggregate, claim_verdicts, rule_markdown,
-                               verdict)
+from pgsom.claims.rule import (ALPHA, CONTEXT, DECIDING, LEVEL, MEDIUM_EFFECT, POOLED, POWER,
+                               REPLICATION_SEEDS, RULE_TEXT, VERDICTS, aggregate, claim_verdicts,
+                               rule_markdown, stable_verdict, verdict)
 from pgsom.paper import CLAIM_IDS, PAPER_CLAIMS, PAPER_TABLE1, PAPER_TABLE1_SEEDS
 
 _rng = row_rng  # the statistics notebook's name for the rng per key
@@ -59,4 +59,5 @@ __all__ = [
     "PAPER_TABLE1", "PAPER_TABLE1_SEEDS", "CONTEXT", "MAX_DERIVED_ROWS", "CSV_COLUMNS",
     "C9_SMOOTH", "c9_window", "Row", "BUILDERS", "ClaimData", "format_value",
     "claims_markdown", "claims_csv", "final_vs_eval", "rule_markdown", "row_rng",
+    "with_pooled", "DECIDING", "POOLED", "stable_verdict",
 ]

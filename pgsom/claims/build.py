@@ -20,6 +20,7 @@ from pgsom import stats
 from pgsom.claims import render
 from pgsom.claims.builders import BUILDERS, ClaimData
 from pgsom.claims.comparisons import apply_family, comparison_family, holm_within
+from pgsom.claims.data import with_pooled
 from pgsom.claims.rows import Row, frame
 from pgsom.claims.rule import (EXPERIMENTAL_KINDS, LEVEL, apply_verdicts, claim_verdicts,
                                mark_number_sensitivity, mark_primary)
@@ -104,6 +105,7 @@ def build_report(finals: pd.DataFrame, curves: pd.DataFrame,
     protocol -> (seeds, root seed), for the data section; ``comparisons``: the frame of
     :func:`~pgsom.claims.comparisons.comparison_family` with the same ``n_boot`` and
     ``seed`` if already computed."""
+    finals, curves = with_pooled(finals), with_pooled(curves)  # no-op when already pooled
     if comparisons is None:
         comparisons = comparison_family(finals, n_boot=n_boot, seed=seed)
     rows = claim_rows(finals, curves, derivations, budget=budget, n_boot=n_boot, seed=seed,

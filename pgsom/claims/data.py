@@ -12,7 +12,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["row_rng", "values", "has", "curve_matrix", "censored", "sign", "finite"]
+__all__ = ["row_rng", "values", "has", "curve_matrix", "censored", "sign", "finite", "with_pooled"]
 
 
 def row_rng(seed: int, key: str) -> np.random.Generator:
@@ -59,3 +59,20 @@ def sign(x: float) -> float:
 def finite(x) -> bool:
     """Whether ``x`` is a finite real number (not None, NaN or infinite)."""
     return x is not None and isinstance(x, (int, float, np.floating, np.integer)) and bool(np.isfinite(x))
+
+
+def with_pooled(frame: pd.DataFrame, parts: tuple[str, str] = ("powered", "replication"),
+                name: str = "pooled") -> pd.DataFrame:
+    """``frame`` (finals or curves) with one more protocol, ``name``: the rows of both
+    ``parts`` together, the second part's seeds renumbered after the first's (seed ``i`` of
+    the second becomes ``n_first + i``), so seeds stay unique and seed ``k`` of two variants
+    is still one shared seed (common random numbers). Unchanged when a part is missing."""
+    present = set(frame["protocol"])
+    if not set(parts) <= present or name in present:
+        return frame
+    a = frame[frame["protocol"] == parts[0]]
+    b = frame[frame["protocol"] == parts[1]].copy()
+    b["seed"] = b["seed"] + int(a["seed"].max()) + 1
+    pooled = pd.concat([a, b], ignore_index=True)
+    pooled["protocol"] = name
+    return pd.concat([frame, pooled], ignore_index=True)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from pgsom.claims.builders import c9_window
 from pgsom.claims.data import finite
-from pgsom.claims.rule import ALPHA, LEVEL, POWER, REPLICATION_SEEDS, VERDICTS, rule_markdown
+from pgsom.claims.rule import ALPHA, LEVEL, NOT_EXPERIMENT, POWER, REPLICATION_SEEDS, VERDICTS, rule_markdown
 from pgsom.paper import PAPER_CLAIMS
 from pgsom.report import variant_label
 from pgsom.store import write_text_atomic
@@ -131,7 +131,8 @@ def _md_cell(text: str) -> str:
 
 
 def _row_key(r: Mapping[str, Any]) -> tuple[str, ...]:
-    proto = {"paper": "Paper", "powered": "Powered"}.get(r["protocol"], "")
+    proto = {"paper": "Paper", "powered": "Powered", "replication": "Replication",
+             "pooled": "Pooled"}.get(r["protocol"], "")
     return (r["claim"], r["key"], proto)
 
 
@@ -258,16 +259,23 @@ def claims_markdown(rep: Report, N: Numbers) -> str:
         "",
         "## Summary",
         "",
-        "The last column but one applies the same rule to the `paper` protocol (as many seeds as "
-        "the paper) instead of the `" + primary + "` one.",
+        "*Verdict* is the claim's verdict under the rule above: for an experiment, the verdict "
+        "the `powered` and the `replication` runs both give, or inconclusive when they differ "
+        "(*stable*: they agree). The pooled runs and the `paper` protocol (as many seeds as the "
+        "paper) are shown beside it and decide nothing; *primary rows* counts the `" + primary
+        + "` protocol's deciding rows.",
         "",
-        f"| Claim | Where | The paper says | Verdict (`{primary}`) | With {paper_n} seeds (`paper` protocol) | Primary rows |",
-        "|---|---|---|---|---|---|",
+        f"| Claim | Where | The paper says | Verdict | `powered` | `replication` | stable | pooled | "
+        f"With {paper_n} seeds (`paper` protocol) | Primary rows |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in rep.claims.to_dict("records"):
         counts = ", ".join(f"{N((c['claim'], 'count', v), c['n_' + v.replace(' ', '_')], 'count')} {v}"
                            for v in VERDICTS if c["n_" + v.replace(" ", "_")])
+        exp = c["verdict_powered"] != NOT_EXPERIMENT
         out.append(f"| {c['claim']} | {c['where']} | {_md_cell(c['short'])} | **{c['verdict']}** | "
+                   f"{c['verdict_powered']} | {c['verdict_replication']} | "
+                   f"{('yes' if c['stable'] else 'no') if exp else '—'} | {c['verdict_pooled']} | "
                    f"{c['verdict_paper_protocol']} | {counts} |")
     out.append("")
     for c in rep.claims.to_dict("records"):
@@ -275,9 +283,7 @@ def claims_markdown(rep: Report, N: Numbers) -> str:
         info = PAPER_CLAIMS[cid]
         g = rep.rows[rep.rows["claim"] == cid]
         out += [f"## {cid}: {info['short']}", "", f"> {info['text']} ({info['where']})", "",
-                f"**Verdict: {c['verdict']}**" + (f" (with the `paper` protocol's {paper_n} seeds: "
-                                                  f"{c['verdict_paper_protocol']})"
-                                                  if c["verdict_paper_protocol"] not in ("n/a", "same (not an experiment)") else ""),
+                f"**Verdict: {c['verdict']}**" + _stability_text(c, paper_n),
                 ""]
         out += _claim_specific(cid, rep, N, g)
         shown = g
@@ -298,6 +304,19 @@ def claims_markdown(rep: Report, N: Numbers) -> str:
     out += _comparisons_md(rep, N)
     out += _final_eval_md(rep, N)
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _stability_text(c: Mapping[str, Any], paper_n: str) -> str:
+    """What follows a claim's verdict: the two samples' verdicts (and why it is inconclusive
+    when they differ), the pooled one and the ``paper`` protocol's."""
+    parts = []
+    if c["verdict_powered"] != NOT_EXPERIMENT:
+        parts.append(f"`powered`: {c['verdict_powered']}, `replication`: {c['verdict_replication']}"
+                     + (" (stable)" if c["stable"] else f"; not stable: {c['reason']}")
+                     + f"; pooled: {c['verdict_pooled']}")
+    if c["verdict_paper_protocol"] not in ("n/a", "same (not an experiment)"):
+        parts.append(f"with the `paper` protocol's {paper_n} seeds: {c['verdict_paper_protocol']}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _claim_specific(cid: str, rep: Report, N: Numbers, g: pd.DataFrame) -> list[str]:
@@ -418,7 +437,8 @@ def _final_eval_md(rep: Report, N: Numbers) -> list[str]:
 CSV_COLUMNS = ["claim", "statement", "paper_value", "protocol", "estimate", "ci_low", "ci_high",
                "test", "p_holm", "verdict", "kind", "family", "p_value", "primary", "unit",
                "claimed_effect", "sensitive", "rep_low", "rep_high", "paper_in_ci", "power",
-               "note", "verdict_paper_protocol"]
+               "note", "verdict_powered", "verdict_replication", "verdict_pooled", "stable", "reason",
+               "verdict_paper_protocol"]
 
 
 def claims_csv(rep: Report) -> str:
@@ -429,7 +449,9 @@ def claims_csv(rep: Report) -> str:
         head = {"claim": c["claim"], "statement": PAPER_CLAIMS[c["claim"]]["text"],
                 "protocol": "overall", "verdict": c["verdict"], "kind": "claim",
                 "test": f"aggregate of {c['n_primary']} primary rows", "primary": True,
-                "verdict_paper_protocol": c["verdict_paper_protocol"]}
+                "verdict_paper_protocol": c["verdict_paper_protocol"],
+                **{k: c[k] for k in ("verdict_powered", "verdict_replication", "verdict_pooled",
+                                     "stable", "reason")}}
         body = rep.rows[rep.rows["claim"] == c["claim"]]
         frames.append(pd.DataFrame([head]))
         frames.append(body)

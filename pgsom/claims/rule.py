@@ -12,7 +12,9 @@ template and :func:`rule_markdown` fills it with the constants below, as printed
   :func:`apply_verdicts` applies it to every row of a frame;
 * :func:`mark_primary`, :func:`mark_number_sensitivity`: which rows decide a claim, and
   whether a number row's family could ever reach ``ALPHA``;
-* :func:`aggregate`, :func:`claim_verdicts`: a claim's verdict from its primary rows.
+* :func:`aggregate`, :func:`claim_verdicts`: a claim's verdict from its rows, decided on
+  two independent samples (:data:`DECIDING`) and called decided only where they agree
+  (:func:`stable_verdict`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from pgsom.paper import CLAIM_IDS, PAPER_CLAIMS, PAPER_TABLE1_SEEDS
 __all__ = [
     "ALPHA", "LEVEL", "POWER", "MEDIUM_EFFECT", "REPLICATION_SEEDS", "VERDICTS", "CONTEXT",
     "EXPERIMENTAL_KINDS", "RULE_TEXT", "rule_markdown", "verdict", "aggregate",
-    "apply_verdicts", "mark_primary", "mark_number_sensitivity", "claim_verdicts",
+    "apply_verdicts", "mark_primary", "mark_number_sensitivity", "claim_verdicts", "DECIDING",
+    "POOLED", "protocol_verdict", "stable_verdict",
 ]
 
 ALPHA = 0.05
@@ -155,23 +158,76 @@ def mark_number_sensitivity(df: pd.DataFrame, n_boot: int) -> pd.DataFrame:
     return df
 
 
+DECIDING = ("powered", "replication")
+"""The two independent samples every experimental claim is decided on: its verdict stands only
+where both give it (:func:`claim_verdicts`)."""
+NO_RUNS = "no runs"
+"""A protocol's verdict column where the claim has no rows in it."""
+NOT_EXPERIMENT = "not an experiment"
+"""The per-sample verdict columns of a claim that is not decided on runs (C3-C7, C12, C13)."""
+POOLED = "pooled"
+"""The protocol of both deciding samples together (:func:`pgsom.claims.data.with_pooled`):
+shown, never deciding."""
+
+
+def protocol_verdict(rows: pd.DataFrame, protocol: str) -> str:
+    """A claim's experimental rows that decide (``decides``), in ``protocol``, aggregated
+    (:func:`aggregate`); ``"no runs"`` when the claim has none there."""
+    sel = rows[rows["kind"].isin(list(EXPERIMENTAL_KINDS)) & rows["decides"].astype(bool)
+               & (rows["protocol"] == protocol)]
+    return aggregate(sel["verdict"]) if not sel.empty else NO_RUNS
+
+
+def stable_verdict(first: str, second: str) -> tuple[str, bool, str]:
+    """(verdict, stable, reason) of a claim decided on two independent samples: the verdict
+    both give, or ``inconclusive`` with the reason when they differ; a sample without rows
+    (``n/a``) leaves the other's verdict, marked not stable."""
+    a, b = DECIDING
+    if first == second:
+        return first, True, ""
+    if "n/a" in (first, second):
+        have, which = (first, a) if second == "n/a" else (second, b)
+        return have, False, f"decided on `{which}` alone (no `{b if which == a else a}` runs)"
+    return "inconclusive", False, f"{first} on `{a}`, {second} on `{b}`"
+
+
 def claim_verdicts(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: the verdict of its primary rows (:func:`aggregate`) and what the
-    same aggregation gives over the ``paper`` protocol's rows (5 seeds)."""
+    """One row per claim.
+
+    An experimental claim (rows of kinds direction / absence / number that decide) is decided
+    on the two independent samples of :data:`DECIDING` separately: ``verdict_powered`` and
+    ``verdict_replication`` aggregate its deciding rows in each (:func:`protocol_verdict`);
+    ``verdict`` is theirs when they agree (``stable``), else ``inconclusive`` with ``reason``
+    (:func:`stable_verdict`). Without a ``replication`` protocol in the rows the primary
+    rows decide alone (``stable`` False, the reason says so). ``verdict_pooled``: the same
+    aggregation on both samples together (shown, not deciding); ``verdict_paper_protocol``:
+    on the ``paper`` protocol (as many seeds as the paper). Other claims (derived,
+    construction, self-checks) are not a draw of seeds: their primary rows decide, stable.
+    """
     out = []
+    protocols = set(rows["protocol"])
     for c in CLAIM_IDS:
         g = rows[rows["claim"] == c]
         prim = g[g["primary"].astype(bool)]
         exp = g[g["kind"].isin(list(EXPERIMENTAL_KINDS)) & g["decides"].astype(bool)]
-        paper_rows = exp[exp["protocol"] == "paper"]
+        main = aggregate(prim["verdict"])
         if not exp.empty:
-            five = aggregate(paper_rows["verdict"]) if not paper_rows.empty else "n/a"
+            five = protocol_verdict(g, "paper")
+            per = {p: protocol_verdict(g, p) for p in (*DECIDING, POOLED)}
+            if set(DECIDING) <= protocols:
+                final, stable, reason = stable_verdict(per[DECIDING[0]], per[DECIDING[1]])
+            else:
+                final, stable, reason = main, False, "no `replication` protocol: decided on one sample"
         else:
             five = "same (not an experiment)"
+            per = {p: NOT_EXPERIMENT for p in (*DECIDING, POOLED)}
+            final, stable, reason = main, True, ""
         counts = prim["verdict"].value_counts()
         out.append({
             "claim": c, "where": PAPER_CLAIMS[c]["where"], "short": PAPER_CLAIMS[c]["short"],
-            "verdict": aggregate(prim["verdict"]), "verdict_paper_protocol": five,
+            "verdict": final, "verdict_powered": per[DECIDING[0]],
+            "verdict_replication": per[DECIDING[1]], "verdict_pooled": per[POOLED],
+            "stable": stable, "reason": reason, "verdict_paper_protocol": five,
             "n_primary": len(prim),
             **{f"n_{v.replace(' ', '_')}": int(counts.get(v, 0)) for v in VERDICTS},
         })
