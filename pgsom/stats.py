@@ -877,7 +877,7 @@ def fligner_killeen(x: ArrayLike, y: ArrayLike) -> VarianceTest:
     mx = mean_abs_deviation(x) if nx else np.nan
     my = mean_abs_deviation(y) if ny else np.nan
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = float(np.divide(mx, my)) if not (mx == 0 and my == 0) else np.nan
+        ratio = float(np.divide(np.float64(mx), np.float64(my))) if not (mx == 0 and my == 0) else np.nan
     if nx < 2 or ny < 2:
         return VarianceTest(np.nan, np.nan, mx, my, ratio, nx, ny, False, n_nan)
     z = np.concatenate([np.abs(x - np.median(x)), np.abs(y - np.median(y))])
@@ -889,7 +889,8 @@ def fligner_killeen(x: ArrayLike, y: ArrayLike) -> VarianceTest:
 
 def _spread_ratio_stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
-        return mean_abs_deviation(x, axis=axis) / mean_abs_deviation(y, axis=axis)
+        return np.divide(np.asarray(mean_abs_deviation(x, axis=axis), float),
+                         np.asarray(mean_abs_deviation(y, axis=axis), float))
 
 
 def ci_spread_ratio(x: ArrayLike, y: ArrayLike, rng: np.random.Generator | int,

@@ -149,7 +149,8 @@ CLIP = {  # pg+clip vs pg (paper's Table 1 difference: +167.8), 50 seeds unless 
     "supported": dict(pg=normal(1, 200, 20, 50), clip=normal(2, 400, 20, 50)),
     "contradicted": dict(pg=normal(1, 200, 20, 50), clip=normal(2, 60, 20, 50)),
     "not supported": dict(pg=normal(1, 200, 20, 50), clip=normal(2, 201, 20, 50)),
-    "inconclusive": dict(pg=[100.0, 300.0, 200.0], clip=[150.0, 350.0, 250.0]),  # 3 seeds, sd 100
+    # 3 seeds; paired differences 50, -50, 150 (a constant difference would be decisive when paired)
+    "inconclusive": dict(pg=[100.0, 300.0, 200.0], clip=[150.0, 250.0, 350.0]),
 }
 
 
@@ -309,7 +310,7 @@ def test_degenerate_data_gives_a_verdict_for_every_claim(tmp_path):
     assert csv.groupby("claim")["protocol"].apply(lambda s: (s == "overall").sum()).eq(1).all()
     assert "nan" not in paths["csv"].read_text().lower().split(",")
     cmp = pd.read_csv(paths["comparisons"])
-    assert {"p_holm", "bf_p_holm", "seeds_for_80", "decision"} <= set(cmp.columns)
+    assert {"p_holm", "welch_p_holm", "fk_p_holm", "seeds_for_80", "decision"} <= set(cmp.columns)
     assert (cmp.loc[cmp["a"] == "hessian+clip", "p_holm"] == 1.0).all()   # 500 vs 500: p = 1
 
 
@@ -491,3 +492,117 @@ def test_pooling_renumbers_the_second_samples_seeds():
     assert pooled["seed"].tolist() == [0, 1, 2, 3] and pooled["final_return"].tolist() == [1, 2, 3, 4]
     assert claims.with_pooled(out).equals(out)  # once only
     assert claims.with_pooled(f[f["protocol"] != "replication"]).equals(f[f["protocol"] != "replication"])
+
+
+# --------------------------------------------------------------------------- the audit's fixes
+
+
+def _with_episodes(final: dict, episodes: dict[str, np.ndarray], budget: int = 500):
+    """make_data's frames with episodes_to_200 / _400 of each powered variant set by hand
+    (NaN: censored at ``budget``)."""
+    finals, curves = make_data(final)
+    for v, e in episodes.items():
+        sel = (finals["protocol"] == "powered") & (finals["variant"] == v)
+        for thr in THRESHOLDS:
+            finals.loc[sel, f"episodes_to_{thr}"] = np.asarray(e, float) * (1 if thr == 200 else 1.5)
+    return finals, curves
+
+
+def test_c1_tests_each_baseline_for_a_gain_and_only_the_largest_against_2_1():
+    rng = np.random.default_rng(3)
+    hess = rng.normal(100, 8, 50)
+    e = {"hessian": hess, "pg": hess * 2.6 + rng.normal(0, 8, 50), "adam": hess * 1.6 + rng.normal(0, 8, 50),
+         "npg": hess * 1.17 + rng.normal(0, 4, 50)}
+    finals, curves = _with_episodes({"powered": {v: [450.0] * 50 for v in e}}, e)
+    rep = claims.build_report(finals, curves, budget=500, n_boot=400)
+    rows = rep.rows[(rep.rows["claim"] == "C1") & (rep.rows["protocol"] == "powered")].set_index("key")
+    for base in ("pg", "adam", "npg"):
+        r = rows.loc[f"hessian-{base}-200"]
+        a = finals[(finals["variant"] == "hessian")]["episodes_to_200"].to_numpy(float)
+        b = finals[(finals["variant"] == base)]["episodes_to_200"].to_numpy(float)
+        # censoring-aware: the log-rank test decides, not the median alone
+        assert r["p_value"] == pytest.approx(stats.logrank_test(a, ~np.isnan(a), b, ~np.isnan(b), 500).p_value)
+        assert r["claimed_effect"] == claims.MEDIUM_EFFECT["ratio"]        # a gain, no size claimed
+        assert r["verdict"] == "supported" and r["primary"]               # 1.17x is a gain too
+    best = rows.loc["largest-ratio"]
+    assert best["kind"] == "size" and best["claimed_effect"] == claims.PAPER_CLAIMS["C1"]["ratio"]
+    assert best["estimate"] == rows.loc["hessian-pg-400", "estimate"] or best["estimate"] == rows.loc[
+        "hessian-pg-200", "estimate"]
+    assert best["primary"] and best["verdict"] == "supported"
+    # the largest gain below 2.1 with a CI that rules it out: not supported
+    e2 = dict(e, pg=hess * 1.2 + rng.normal(0, 3, 50), adam=hess * 1.2 + rng.normal(0, 3, 50))
+    finals2, curves2 = _with_episodes({"powered": {v: [450.0] * 50 for v in e2}}, e2)
+    rep2 = claims.build_report(finals2, curves2, budget=500, n_boot=400)
+    assert row(rep2, "C1", "largest-ratio")["verdict"] == "not supported"
+    assert row(rep2, "C1", "hessian-npg-200")["verdict"] == "supported"
+
+
+def test_c2_tests_and_measures_spread_on_one_scale():
+    # 45 of 50 PG-SOM runs at the cap, a few collapsed: a larger sd than pg's, a smaller spread
+    rng = np.random.default_rng(5)
+    hess = np.r_[np.full(45, 500.0), rng.uniform(0, 80, 5)]
+    pg = rng.uniform(200, 500, 50)
+    rep = report({"powered": {"hessian": list(hess), "pg": list(pg)}}, budget=500)
+    r = row(rep, "C2", "hessian-pg")
+    fk = stats.fligner_killeen(hess, pg)
+    assert np.std(hess, ddof=1) > np.std(pg, ddof=1)                      # the sd says the opposite
+    assert r["estimate"] == pytest.approx(stats.mean_abs_deviation(hess) / stats.mean_abs_deviation(pg))
+    assert r["estimate"] < 1 and r["p_value"] == pytest.approx(fk.p_value)
+    assert r["verdict"] == "supported"
+    # one bootstrap per quantity: the row's CI is the comparison family's
+    cmp = rep.comparisons.set_index(["protocol", "a", "b"]).loc[("powered", "hessian", "pg")]
+    assert (r["ci_low"], r["ci_high"]) == (cmp["spread_ratio_ci_low"], cmp["spread_ratio_ci_high"])
+    assert r["p_holm"] == cmp["fk_p_holm"]
+
+
+def test_shared_seeds_are_compared_paired():
+    # pg+clip = pg + 10 (+ small noise) seed by seed: hopeless unpaired, decisive paired
+    rng = np.random.default_rng(7)
+    pg = rng.normal(250, 100, 12)
+    clip = pg + 10 + rng.normal(0, 2, 12)
+    rep = report({"powered": {"pg": list(pg), "pg+clip": list(clip)}}, budget=500)
+    r = row(rep, "C10", "pg+clip-mean")
+    t = stats.paired_test(clip, pg)
+    assert r["p_value"] == pytest.approx(t.p_value) and r["p_value"] < 1e-6
+    assert (r["ci_low"], r["ci_high"]) == (pytest.approx(t.low), pytest.approx(t.high))
+    cmp = rep.comparisons.set_index(["a", "b"]).loc[("pg+clip", "pg")]
+    assert cmp["welch_p"] > 0.5 and cmp["corr"] > 0.99                   # Welch, beside, sees nothing
+    assert r["verdict"] == "supported"                                    # the paired test decides
+
+
+def test_holm_is_applied_over_a_family_of_three_or_more():
+    # five comparisons of the family with distinct p-values: p_holm is Holm's, by hand
+    rng = np.random.default_rng(11)
+    base = rng.normal(200, 50, 20)
+    final = {"pg": list(base)}
+    for k, s in enumerate(("clip", "entropy", "baseline", "clip_same_lr", "lr2")):
+        final[f"pg+{s}"] = list(base + 8 * k + rng.normal(0, 25, 20))
+    rep = report({"powered": final}, budget=500)
+    cmp = rep.comparisons
+    assert len(cmp) >= 3
+    p = cmp["p"].to_numpy(float)
+    order = np.argsort(p)
+    k = p.size
+    adj = np.empty(k)
+    running = 0.0
+    for i, j in enumerate(order):           # Holm: max over earlier steps of (k - i) p_(i), capped at 1
+        running = max(running, min(1.0, (k - i) * p[j]))
+        adj[j] = running
+    np.testing.assert_allclose(cmp["p_holm"].to_numpy(float), adj)
+    assert (cmp["p_holm"] > cmp["p"]).any()                               # not the raw p
+    r = row(rep, "C10", "pg+clip-mean")
+    assert r["p_holm"] == cmp.set_index(["a", "b"]).loc[("pg+clip", "pg"), "p_holm"]
+
+
+def test_power_is_at_a_medium_effect_and_the_holm_level():
+    rng = np.random.default_rng(13)
+    base = rng.normal(200, 60, 10)
+    final = {"pg": list(base), "pg+clip": list(base + rng.normal(5, 40, 10)),
+             "pg+entropy": list(base + rng.normal(0, 40, 10))}
+    rep = report({"powered": final}, budget=500)
+    cmp = rep.comparisons.set_index(["a", "b"]).loc[("pg+clip", "pg")]
+    x = np.asarray(final["pg+clip"])
+    sd = claims.comparisons.pooled_sd(x, base)
+    want = stats.power_paired(10, 0.5 * sd, np.std(x - base, ddof=1), claims.ALPHA / 2)   # a family of 2
+    assert cmp["power_medium"] == pytest.approx(want)
+    assert cmp["power_medium"] < stats.power_paired(10, 0.5 * sd, np.std(x - base, ddof=1), claims.ALPHA)

@@ -7,8 +7,8 @@ themselves, as the paper states them, are :data:`pgsom.paper.PAPER_CLAIMS`; how 
 tested is ``docs/design.md``, 'The claims'.
 
 =====  ==========================================================================
-C1     :func:`c1`: episodes to 200 / 400, PG-SOM vs ``pg``, ``adam``, ``npg``
-C2     :func:`c2`: across-seed sd of the final return, same pairs
+C1     :func:`c1`: episodes to 200 / 400, PG-SOM vs ``pg``, ``adam``, ``npg`` (log-rank), and the largest gain vs 2.1
+C2     :func:`c2`: spread of the final return across seeds (Fligner-Killeen), same pairs
 C3-C6  :func:`c3` .. :func:`c6`: the derivations notebook's verdicts
 C7     :func:`c7`: the optimiser state's size (code inspection); timing not tested
 C8     :func:`c8`: Kaplan-Meier median episodes to 200 and their order
@@ -32,7 +32,7 @@ import pandas as pd
 
 from pgsom import stats
 from pgsom.claims.data import censored, curve_matrix, finite, row_rng, sign, values
-from pgsom.claims.rows import Row, episodes_row, mean_row, number_row, sd_row, slug
+from pgsom.claims.rows import Row, episodes_row, mean_row, number_row, slug, spread_row
 from pgsom.claims.rule import CONTEXT, LEVEL, MEDIUM_EFFECT, VERDICTS
 from pgsom.paper import PAPER_CLAIMS, PAPER_TABLE1
 
@@ -61,39 +61,70 @@ class ClaimData:
 # --------------------------------------------------------------------------- C1, C2
 
 
+C1_BASELINES = (("pg", "first-order"), ("adam", "first-order"), ("npg", "Fisher"))
+"""C1's baselines and their class: the paper claims gains over first-order and Fisher-matrix
+methods."""
+
+
 def c1(d: ClaimData) -> list[Row]:
-    """C1 (up to 2.1x sample efficiency): per protocol, threshold 200 and 400 and baseline
-    ``pg`` / ``adam`` / ``npg``, the ratio of median episodes baseline / ``hessian``
-    (claimed: the paper's 2.1), and the largest of the six ratios (context)."""
+    """C1 ("up to a 2.1x increase in sample efficiency ... compared to first-order and
+    Fisher-matrix baselines"), per protocol:
+
+    * one direction row per baseline of :data:`C1_BASELINES` and threshold 200 / 400: PG-SOM
+      reaches it in fewer episodes, tested by the log-rank test of the censored episodes
+      (censoring-aware; the median's bootstrap in the note), the ratio of Kaplan-Meier median
+      episodes baseline / ``hessian`` with its bootstrap CI as the effect; a gain is claimed
+      without a size for each baseline, so the claimed effect is a medium ratio
+      (:data:`~pgsom.claims.rule.MEDIUM_EFFECT`): "not supported" means our CI rules out
+      a gain that large;
+    * the paper's "up to 2.1x" is the *largest* gain: the row with the largest of those
+      ratios, restated as a *size* statement against the paper's 2.1 (its test: the log-rank
+      p of that pair, in the same Holm family as the six; not supported when its CI rules
+      2.1 out). The largest of six estimates is biased upwards.
+    Every row decides (a gain over each class of baseline, and the largest gain)."""
     out = []
     claimed = PAPER_CLAIMS["C1"]["ratio"]
+    medium = MEDIUM_EFFECT["ratio"]
     for p in d.protocols:
-        ratios = []
+        rows, what = [], []
         for thr in (200, 400):
-            for base in ("pg", "adam", "npg"):
-                r = episodes_row("C1", slug("hessian", base, thr),
-                                 f"PG-SOM (`hessian`) reaches {thr} in fewer episodes than `{base}`",
-                                 p, d.finals, "hessian", base, thr, d.budget, claimed_ratio=claimed,
-                                 seed=d.seed, n_boot=d.n_boot)
-                ratios.append(r.estimate)
-                out.append(r)
-        best = np.nanmax(ratios) if np.isfinite(ratios).any() else math.nan
-        out.append(Row("C1", "largest-ratio", "largest of the six ratios of median episodes "
-                       "(the paper's 'up to')", p, "measured", paper_value=claimed,
-                       paper_text=f"{claimed:g}", estimate=best, unit="ratio",
-                       test="maximum of the rows above"))
+            for base, cls in C1_BASELINES:
+                what.append(f"`{base}`, to {thr}")
+                rows.append(episodes_row(
+                    "C1", slug("hessian", base, thr),
+                    f"gain over the {cls} baseline `{base}`: PG-SOM (`hessian`) reaches {thr} in fewer episodes",
+                    p, d.finals, "hessian", base, thr, d.budget, claimed_ratio=medium,
+                    seed=d.seed, n_boot=d.n_boot, test="logrank"))
+        out += rows
+        finite_rows = [(r, w) for r, w in zip(rows, what) if finite(r.estimate)]
+        if finite_rows:
+            best, which = max(finite_rows, key=lambda rw: rw[0].estimate)
+            out.append(replace(
+                best, key="largest-ratio", kind="size",
+                statement=f"the largest gain (over {which}) reaches the paper's {claimed:g}x ('up to')",
+                paper_value=claimed, paper_text=f"{claimed:g}", claimed_effect=claimed,
+                sensitive=bool(finite(best.ci_high) and best.ci_high < claimed)))
+        else:
+            out.append(Row("C1", "largest-ratio", f"the largest gain reaches the paper's {claimed:g}x "
+                           "('up to')", p, "size", paper_value=claimed, paper_text=f"{claimed:g}",
+                           unit="ratio", test="log-rank", family="episodes", claimed_sign=1,
+                           claimed_effect=claimed, note="no ratio defined"))
     return out
 
 
 def c2(d: ClaimData) -> list[Row]:
-    """C2 (a substantial reduction in variance): per protocol, sd(``hessian``) / sd(base) of
-    the final return below 1, for base ``pg``, ``adam``, ``npg``."""
+    """C2 (a substantial reduction in variance): per protocol, the spread of ``hessian``'s
+    final returns against ``pg``'s, ``adam``'s and ``npg``'s, on one scale for the test and
+    the effect: the ratio of mean absolute deviations from the median (bootstrap CI) and the
+    rank-based Fligner-Killeen test on the same deviations (:func:`~pgsom.claims.rows.spread_row`).
+    The standard deviation is not used: with most runs at the 500 cap a few collapsed runs
+    dominate it, while the test of spread looks at the bulk."""
     out = []
     for p in d.protocols:
         for base in ("pg", "adam", "npg"):
-            out.append(sd_row("C2", slug("hessian", base),
-                              f"across-seed sd of the final return: `hessian` smaller than `{base}`",
-                              p, d.finals, "hessian", base, seed=d.seed, n_boot=d.n_boot))
+            out.append(spread_row("C2", slug("hessian", base),
+                                  f"spread of the final return across seeds: `hessian` smaller than `{base}`",
+                                  p, d.finals, "hessian", base, seed=d.seed, n_boot=d.n_boot))
     return out
 
 
@@ -353,8 +384,9 @@ def c10(d: ClaimData) -> list[Row]:
                 out.append(mean_row("C10", slug(v, "mean"), f"{what} raises the mean of `{m}` (`{v}` − `{m}`)",
                                     p, d.finals, v, m, claimed_sign=1,
                                     claimed_effect=_paper_diff(f"{m}+clip", m)))
-                out.append(sd_row("C10", slug(v, "sd"), f"{what} cuts the across-seed sd of `{m}` (`{v}` / `{m}`)",
-                                  p, d.finals, v, m, seed=d.seed, n_boot=d.n_boot))
+                out.append(spread_row("C10", slug(v, "sd"),
+                                      f"{what} cuts the spread across seeds of `{m}` (`{v}` / `{m}`)",
+                                      p, d.finals, v, m, seed=d.seed, n_boot=d.n_boot))
             v = f"{m}+lr2"
             r = mean_row("C10", slug(v, "mean"), f"attribution: the doubled rate alone (`{v}` − `{m}`)",
                          p, d.finals, v, m, claimed_sign=1, claimed_effect=math.nan)

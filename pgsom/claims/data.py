@@ -12,7 +12,9 @@ import zlib
 import numpy as np
 import pandas as pd
 
-__all__ = ["row_rng", "values", "has", "curve_matrix", "censored", "sign", "finite", "with_pooled"]
+__all__ = ["row_rng", "values", "has", "curve_matrix", "censored", "sign", "finite", "with_pooled", "once"]
+
+_ONCE: dict = {}
 
 
 def row_rng(seed: int, key: str) -> np.random.Generator:
@@ -76,3 +78,14 @@ def with_pooled(frame: pd.DataFrame, parts: tuple[str, str] = ("powered", "repli
     pooled = pd.concat([a, b], ignore_index=True)
     pooled["protocol"] = name
     return pd.concat([frame, pooled], ignore_index=True)
+
+
+def once(key: tuple, compute):
+    """``compute()`` the first time ``key`` is seen in this process, the same object after:
+    one bootstrap per quantity, whichever output asks for it first. ``key`` must hold
+    everything the value depends on (the data's bytes, the seed, the resamples)."""
+    if key not in _ONCE:
+        if len(_ONCE) > 100_000:  # a long-lived process: forget, never grow without bound
+            _ONCE.clear()
+        _ONCE[key] = compute()
+    return _ONCE[key]

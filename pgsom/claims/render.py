@@ -381,39 +381,45 @@ def _claim_specific(cid: str, rep: Report, N: Numbers, g: pd.DataFrame) -> list[
 def _comparisons_md(rep: Report, N: Numbers) -> list[str]:
     c = rep.comparisons
     out = ["## The comparison family", "",
-           "Final-episode return, A vs reference B, per protocol: difference of means with the "
-           f"Welch {LEVEL:.0%} CI, Holm-adjusted Welch p over the family of the protocol, Hedges' g, "
-           "P(A > B), sd ratio with Brown-Forsythe p (Holm), and what the seeds can decide. "
-           "All columns: `paper/comparisons.csv`; Figure 4: `figures/fig4_effects.pdf`.", ""]
+           "Final-episode return, A vs reference B, per protocol. The variants of a protocol share "
+           "their seeds (common random numbers), so the **paired** test decides: mean of the "
+           f"per-seed differences with its {LEVEL:.0%} t CI and the paired t's p-value, "
+           "Holm-adjusted over the family of the protocol; the unpaired Welch p (Holm, its own "
+           "family) is shown beside it. Hedges' g, P(A > B); spread: the ratio of mean absolute "
+           "deviations from the median with the Fligner-Killeen p (Holm); and what the seeds can "
+           "decide: the paired test's power at a medium effect and the Holm level. All columns: "
+           "`paper/comparisons.csv`; Figure 4: `figures/fig4_effects.pdf`.", ""]
     if c.empty:
         return out + ["(no pair of variants of the family was run)", ""]
-    out += [f"| A vs B | Protocol | A − B [{LEVEL:.0%} CI] | p (Holm) | g | P(A > B) | sd A / sd B | BF p (Holm) | Decision |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    out += [f"| A vs B | Protocol | A − B, paired [{LEVEL:.0%} CI] | p paired (Holm) | p Welch (Holm) | g | "
+            "P(A > B) | spread A / spread B | FK p (Holm) | Decision |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in c.to_dict("records"):
         key = ("cmp", r["a"], "vs", r["b"], r["protocol"])
         decision = _decision_md(r, N, key)
         out.append(
             f"| `{r['a']}` vs `{r['b']}` | {r['protocol']} | {N((*key, 'diff'), r['diff'])} "
             f"[{N((*key, 'low'), r['diff_ci_low'])}, {N((*key, 'high'), r['diff_ci_high'])}] | "
-            f"{N((*key, 'p'), r['p_holm'], 'p')} | {N((*key, 'g'), r['hedges_g'], 'g')} | "
-            f"{N((*key, 'poi'), r['poi'], 'ratio')} | {N((*key, 'sdr'), r['sd_ratio'], 'ratio')} | "
-            f"{N((*key, 'bfp'), r['bf_p_holm'], 'p')} | {decision} |")
+            f"{N((*key, 'p'), r['p_holm'], 'p')} | {N((*key, 'wp'), r['welch_p_holm'], 'p')} | "
+            f"{N((*key, 'g'), r['hedges_g'], 'g')} | "
+            f"{N((*key, 'poi'), r['poi'], 'ratio')} | {N((*key, 'spr'), r['spread_ratio'], 'ratio')} | "
+            f"{N((*key, 'fkp'), r['fk_p_holm'], 'p')} | {decision} |")
     return out + [""]
 
 
 def _decision_md(r: Mapping[str, Any], N: Numbers, key: tuple) -> str:
     if not finite(r["p_holm"]):
-        return "undefined (fewer than 2 runs)"
+        return "undefined (fewer than 2 seeds)"
     if r["p_holm"] < ALPHA:
         return f"A {'>' if r['diff'] > 0 else '<'} B"
-    n = min(r["n_a"], r["n_b"])
+    n = r["n_pairs"]
     need = r["seeds_for_80"]
-    power = N((*key, "power"), r["power_observed"], "fraction")
+    power = N((*key, "power"), r["power_medium"], "fraction")
     if not finite(need):
-        tail = "no seeds count would do" if math.isinf(need or 0) else "no difference observed"
+        tail = "no seeds count would do" if math.isinf(need or 0) else "no spread of differences"
     else:
-        tail = f"{N((*key, 'need'), need, 'count')} per arm for {POWER:.0%} power"
-    return f"undecided at {N((*key, 'n'), n, 'count')} seeds (power {power}; {tail})"
+        tail = f"{N((*key, 'need'), need, 'count')} seeds for {POWER:.0%} power"
+    return f"undecided at {N((*key, 'n'), n, 'count')} seeds (power {power} at a medium effect and the Holm level; {tail})"
 
 
 def _final_eval_md(rep: Report, N: Numbers) -> list[str]:

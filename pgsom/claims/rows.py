@@ -4,10 +4,13 @@ A :class:`Row` is immutable: a builder that needs a changed copy derives it with
 :func:`dataclasses.replace`. The makers compute one kind of test each, on the final-episode
 return or the episodes to a threshold:
 
-* :func:`mean_row`: Welch's t on mean(A) - mean(B) (family ``means``);
-* :func:`sd_row`: Brown-Forsythe on sd(A) / sd(B) with a bootstrap CI (family ``variances``);
-* :func:`episodes_row`: the ratio of Kaplan-Meier median episodes to a threshold (family
-  ``episodes``);
+* :func:`mean_row`: the paired t on the per-seed differences A_i - B_i (family ``means``;
+  the variants share their seeds);
+* :func:`spread_row`: Fligner-Killeen on the spreads, the ratio of mean absolute deviations
+  from the median with a bootstrap CI (family ``variances``);
+* :func:`episodes_row`: episodes to a threshold: the ratio of Kaplan-Meier median episodes
+  with a bootstrap CI, tested by the log-rank test (``test="logrank"``, censoring-aware) or
+  by the bootstrap of the ratio (family ``episodes``);
 * :func:`number_row`: the paper's number against the
   :data:`~pgsom.claims.rule.REPLICATION_SEEDS`-seed replication distribution of our runs.
 
@@ -25,11 +28,12 @@ import numpy as np
 import pandas as pd
 
 from pgsom import stats
-from pgsom.claims.comparisons import pooled_sd, power
+from pgsom.claims.comparisons import (COMPARISONS, family_alpha, pair_key, paired_power, pooled_sd,
+                                     spread_ratio_ci)
 from pgsom.claims.data import censored, finite, row_rng, sign, values
 from pgsom.claims.rule import LEVEL, MEDIUM_EFFECT, REPLICATION_SEEDS
 
-__all__ = ["Row", "slug", "mean_row", "sd_row", "episodes_row", "number_row", "frame"]
+__all__ = ["Row", "slug", "mean_row", "spread_row", "episodes_row", "number_row", "frame"]
 
 
 @dataclass(frozen=True)
@@ -76,58 +80,74 @@ def slug(*parts: str) -> str:
 
 def mean_row(claim, key, statement, p, finals, a, b, *, claimed_sign, claimed_effect,
              kind="direction", note="") -> Row:
-    """Welch row for mean(A) - mean(B) of the final return, with the claimed sign / effect
-    (return units; NaN -> a medium effect, half the pooled sd). Its Holm p-value is the
-    comparison family's (``a``, ``b`` must be a pair of
-    :data:`~pgsom.claims.comparisons.COMPARISONS`)."""
+    """Paired row for A - B of the final return: the mean of the per-seed differences A_i - B_i
+    (the variants share their seeds) with its t CI and the paired t's p-value
+    (:func:`pgsom.stats.paired_test`), with the claimed sign / effect (return units; NaN -> a
+    medium effect, half the pooled sd). Its Holm p-value is the comparison family's (``a``,
+    ``b`` must be a pair of :data:`~pgsom.claims.comparisons.COMPARISONS`); ``power``: the
+    paired test's at the claimed effect and the Holm level of a full family
+    (:func:`~pgsom.claims.comparisons.family_alpha`)."""
     x, y = values(finals, p, a), values(finals, p, b)
-    if x is None or y is None:
-        return Row(claim, key, statement, p, kind, test="Welch t", family="means",
+    if x is None or y is None or x.size != y.size:
+        return Row(claim, key, statement, p, kind, test="paired t", family="means",
                    pair=f"{a}|{b}", note="variant not run" + (f"; {note}" if note else ""))
-    w = stats.welch_test(x, y)
-    ci = stats.ci_mean_difference(x, y, LEVEL)
+    t = stats.paired_test(x, y, LEVEL)
     sd = pooled_sd(x, y)
     effect = claimed_effect if finite(claimed_effect) else MEDIUM_EFFECT["d"] * sd
     if kind == "absence":
-        sensitive = finite(ci.low) and finite(effect) and -effect < ci.low and ci.high < effect
+        sensitive = finite(t.low) and finite(effect) and -effect < t.low and t.high < effect
     elif claimed_sign > 0:
-        sensitive = finite(ci.high) and finite(effect) and ci.high < effect
+        sensitive = finite(t.high) and finite(effect) and t.high < effect
     else:
-        sensitive = finite(ci.low) and finite(effect) and ci.low > -abs(effect)
-    return Row(claim, key, statement, p, kind, estimate=w.mean_diff, ci_low=ci.low,
-               ci_high=ci.high, unit="return", test="Welch t (difference of means)",
-               family="means", p_value=w.p_value, claimed_sign=claimed_sign,
-               observed_sign=sign(w.mean_diff), claimed_effect=effect, sensitive=bool(sensitive),
-               power=power(min(w.nx, w.ny), effect, sd), note=note, pair=f"{a}|{b}")
+        sensitive = finite(t.low) and finite(effect) and t.low > -abs(effect)
+    return Row(claim, key, statement, p, kind, estimate=t.mean_diff, ci_low=t.low,
+               ci_high=t.high, unit="return", test="paired t (per-seed differences; Welch beside)",
+               family="means", p_value=t.p_value, claimed_sign=claimed_sign,
+               observed_sign=sign(t.mean_diff), claimed_effect=effect, sensitive=bool(sensitive),
+               power=paired_power(t.n_pairs, effect, t.sd_diff, family_alpha(len(COMPARISONS))),
+               note=note, pair=f"{a}|{b}")
 
 
-def sd_row(claim, key, statement, p, finals, a, b, *, seed, n_boot, note="") -> Row:
-    """Brown-Forsythe row: sd(A) / sd(B) of the final return claimed below 1 (claimed
-    effect: a factor 1 / medium); Holm p-value from the comparison family."""
+def spread_row(claim, key, statement, p, finals, a, b, *, seed, n_boot, note="") -> Row:
+    """Spread row: spread(A) / spread(B) of the final return claimed below 1 (claimed effect:
+    a factor 1 / medium), the spread being the mean absolute deviation from the median
+    (:func:`pgsom.stats.mean_abs_deviation`) and the test Fligner-Killeen's, rank-based, on
+    the same deviations (:func:`pgsom.stats.fligner_killeen`): one scale for the test and the
+    effect, robust to runs tied at the 500 cap. The CI is the comparison family's one
+    bootstrap (:func:`~pgsom.claims.comparisons.spread_ratio_ci`), its Holm p-value the
+    family's too."""
     ratio_claim = 1 / MEDIUM_EFFECT["ratio"]
     x, y = values(finals, p, a), values(finals, p, b)
     if x is None or y is None:
-        return Row(claim, key, statement, p, "direction", unit="ratio", test="Brown-Forsythe",
+        return Row(claim, key, statement, p, "direction", unit="ratio", test="Fligner-Killeen",
                    family="variances", pair=f"{a}|{b}", claimed_sign=-1,
                    claimed_effect=ratio_claim, note="variant not run")
-    bf = stats.brown_forsythe(x, y)
-    ci = stats.ci_sd_ratio(x, y, row_rng(seed, f"sd|{p}|{claim}|{key}"), LEVEL, n_boot)
+    fk = stats.fligner_killeen(x, y)
+    ci = spread_ratio_ci(x, y, pair_key(p, a, b), seed, n_boot)
     sensitive = finite(ci.low) and ci.low > ratio_claim
-    obs = sign(bf.sd_ratio - 1) if finite(bf.sd_ratio) else (1.0 if bf.sd_ratio == math.inf else 0.0)
-    return Row(claim, key, statement, p, "direction", estimate=bf.sd_ratio, ci_low=ci.low,
-               ci_high=ci.high, unit="ratio", test="Brown-Forsythe (sd ratio, bootstrap CI)",
-               family="variances", p_value=bf.p_value, claimed_sign=-1, observed_sign=obs,
+    obs = sign(fk.sd_ratio - 1) if finite(fk.sd_ratio) else (1.0 if fk.sd_ratio == math.inf else 0.0)
+    return Row(claim, key, statement, p, "direction", estimate=fk.sd_ratio, ci_low=ci.low,
+               ci_high=ci.high, unit="ratio",
+               test="Fligner-Killeen (ratio of mean absolute deviations from the median, bootstrap CI)",
+               family="variances", p_value=fk.p_value, claimed_sign=-1, observed_sign=obs,
                claimed_effect=ratio_claim, sensitive=bool(sensitive), note=note, pair=f"{a}|{b}")
 
 
 def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, claimed_ratio,
-                 seed, n_boot) -> Row:
+                 seed, n_boot, test: str = "median") -> Row:
     """``fast`` reaches ``thr`` in fewer episodes than ``slow``: the ratio of Kaplan-Meier
-    median episodes slow / fast with :func:`pgsom.stats.median_ratio_test` (bootstrap test
-    and CI, censored runs bounded on the conservative side for each end)."""
+    median episodes slow / fast with the CI of :func:`pgsom.stats.median_ratio_test`
+    (bootstrap, censored runs bounded on the conservative side for each end). ``test``:
+    ``"median"``: that bootstrap's p-value decides; ``"logrank"``: the log-rank test of the
+    whole censored distributions (:func:`pgsom.stats.logrank_test`) decides, the median's
+    bootstrap p-value is in the note (``power``: the log-rank power at the claimed ratio as a
+    hazard ratio, at the Holm level of the claim's six comparisons)."""
+    if test not in ("median", "logrank"):
+        raise ValueError(f"test must be 'median' or 'logrank', got {test!r}")
     a, b = censored(finals, p, fast, thr), censored(finals, p, slow, thr)
+    name = "log-rank" if test == "logrank" else "median ratio"
     if a is None or b is None:
-        return Row(claim, key, statement, p, "direction", unit="ratio", test="median ratio",
+        return Row(claim, key, statement, p, "direction", unit="ratio", test=name,
                    family="episodes", claimed_sign=1, claimed_effect=claimed_ratio,
                    note="variant not run")
     t = stats.median_ratio_test(a[0], a[1], b[0], b[1], budget,
@@ -136,11 +156,23 @@ def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, c
     sensitive = finite(t.high) and t.high < claimed_ratio
     obs = sign(np.log(t.estimate)) if finite(t.estimate) and t.estimate > 0 else (
         1.0 if t.estimate == math.inf else -1.0 if t.estimate == 0 else 0.0)
-    note = (f"runs reaching {thr}: `{fast}` {{ra}} of {{na}}, `{slow}` {{rb}} of {{nb}} (the "
-            "others censored at the budget); log-rank test of the whole distributions, "
-            "unadjusted p: {logrank}")
     extras = {"ra": int(a[1].sum()), "na": int(a[1].size), "rb": int(b[1].sum()),
-              "nb": int(b[1].size), "logrank": ("p", lr.p_value)}
+              "nb": int(b[1].size)}
+    reach = (f"runs reaching {thr}: `{fast}` {{ra}} of {{na}}, `{slow}` {{rb}} of {{nb}} (the "
+             "others censored at the budget); ")
+    if test == "logrank":
+        note = reach + "bootstrap test of the median ratio, unadjusted p: {median_p}"
+        extras["median_p"] = ("p", t.p_value)
+        events = int(a[1].sum() + b[1].sum())
+        pw = stats.logrank_power(events, claimed_ratio, family_alpha(6)) if events and claimed_ratio > 0 else math.nan
+        return Row(claim, key, statement, p, "direction", estimate=t.estimate, ci_low=t.low,
+                   ci_high=t.high, unit="ratio",
+                   test="log-rank (censoring-aware); ratio of Kaplan-Meier median episodes, bootstrap CI",
+                   family="episodes", p_value=lr.p_value, claimed_sign=1, observed_sign=obs,
+                   claimed_effect=claimed_ratio, sensitive=bool(sensitive), note=note, extras=extras,
+                   power=pw)
+    note = reach + "log-rank test of the whole distributions, unadjusted p: {logrank}"
+    extras["logrank"] = ("p", lr.p_value)
     return Row(claim, key, statement, p, "direction", estimate=t.estimate, ci_low=t.low,
                ci_high=t.high, unit="ratio",
                test="ratio of Kaplan-Meier median episodes, bootstrap (censoring bounded)",

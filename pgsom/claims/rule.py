@@ -50,7 +50,7 @@ REPLICATION_SEEDS = PAPER_TABLE1_SEEDS
 VERDICTS = ("supported", "not supported", "contradicted", "inconclusive", "not tested")
 CONTEXT = "measured"
 """Verdict of context rows (not a statement of the paper; never aggregated)."""
-EXPERIMENTAL_KINDS = ("direction", "absence", "number")
+EXPERIMENTAL_KINDS = ("direction", "absence", "number", "size")
 """Row kinds tested on our runs (the others are given, measured or not tested)."""
 
 RULE_TEXT: str = resources.files(__package__).joinpath("rule.md").read_text(encoding="utf-8")
@@ -73,7 +73,10 @@ def verdict(kind: str, *, p_holm: float = math.nan, claimed_sign: int = 0,
 
     ``kind``: ``direction`` (claimed_sign +1/-1; observed_sign the sign of our estimate;
     sensitive: our CI excludes the claimed effect size), ``absence`` (sensitive: our CI lies
-    within +- the claimed-small effect), ``number`` (p_holm: replication p-value; sensitive:
+    within +- the claimed-small effect), ``size`` (a claimed effect *size*, "up to 2.1x":
+    contradicted when significant in the opposite direction, not supported when our CI rules
+    the claimed size out (sensitive), supported when significant in the claimed direction
+    with the claimed size inside the CI's reach), ``number`` (p_holm: replication p-value; sensitive:
     the smallest p-value the replication could give, Holm-adjusted, is below alpha),
     ``derived`` / ``self-check`` / ``construction`` (``given`` verdict), ``not tested``,
     ``measured`` (context).
@@ -93,6 +96,16 @@ def verdict(kind: str, *, p_holm: float = math.nan, claimed_sign: int = 0,
         if p_holm < alpha:
             return "contradicted"
         return "supported" if sensitive else "inconclusive"
+    if kind == "size":
+        if not finite:
+            return "inconclusive"
+        if p_holm < alpha and np.sign(observed_sign) == -np.sign(claimed_sign) != 0:
+            return "contradicted"
+        if sensitive:
+            return "not supported"
+        if p_holm < alpha and np.sign(observed_sign) == np.sign(claimed_sign) != 0:
+            return "supported"
+        return "inconclusive"
     if kind == "number":
         if not finite:
             return "inconclusive"
