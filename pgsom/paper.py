@@ -75,7 +75,7 @@ PAPER_CLAIMS: dict[str, dict[str, Any]] = {
             "text": "Across the board, gradient clipping boosts the mean return and slashes variance"},
     "C11": {"where": "Table 1", "short": "Table 1's twelve means and stds",
             "text": "Table 1: final-episode return, mean and std over 5 seeds per variant"},
-    "C12": {"where": "Sections 4.2, 4.3 vs Table 1", "short": "the text's numbers and comparisons vs its own Table 1",
+    "C12": {"where": "Abstract; Sections 4.2, 4.3 vs Table 1", "short": "the text's numbers and comparisons vs its own Table 1",
             "text": "The text's statements about Table 1's variants",
             # (section, quote, variant, statistic, value as printed)
             "numbers": [
@@ -95,16 +95,20 @@ PAPER_CLAIMS: dict[str, dict[str, Any]] = {
                 ("4.3", "climbing from 314.2 to 383.1", "rk+clip", "mean", "383.1"),
                 ("4.3", "std from 66.3 to 7.2", "rk", "std", "66.3"),
                 ("4.3", "std from 66.3 to 7.2", "rk+clip", "std", "7.2"),
+                ("4.3", "raises the mean from 202.7 to 239.9", "pg", "mean", "202.7"),
                 ("4.3", "raises the mean from 202.7 to 239.9", "pg+entropy", "mean", "239.9"),
+                ("4.3", "increases the variance (std 24.0 59.0)", "pg", "std", "24.0"),
                 ("4.3", "increases the variance (std 24.0 59.0)", "pg+entropy", "std", "59.0"),
-                ("4.3", "A baseline ... (mean 218.8, std 47.2)", "pg+baseline", "mean", "218.8"),
-                ("4.3", "A baseline ... (mean 218.8, std 47.2)", "pg+baseline", "std", "47.2"),
+                ("4.3", "A baseline reduces stochastic noise somewhat (mean → 218.8, std → 47.2)", "pg+baseline", "mean", "218.8"),
+                ("4.3", "A baseline reduces stochastic noise somewhat (mean → 218.8, std → 47.2)", "pg+baseline", "std", "47.2"),
                 ("4.3", "the entropy improves the mean to 275.0 ... (std 112.7)", "hessian+entropy", "mean", "275.0"),
                 ("4.3", "the entropy improves the mean to 275.0 ... (std 112.7)", "hessian+entropy", "std", "112.7"),
                 ("4.3", "a baseline yields only marginal benefit (mean 208.4, std 115.6)", "hessian+baseline", "mean", "208.4"),
                 ("4.3", "a baseline yields only marginal benefit (mean 208.4, std 115.6)", "hessian+baseline", "std", "115.6"),
                 ("4.3", "strong mean performance (383.1) and low variance (7.2)", "rk+clip", "mean", "383.1"),
                 ("4.3", "strong mean performance (383.1) and low variance (7.2)", "rk+clip", "std", "7.2"),
+                # an integer's trailing zeros are not significant: "200" is 200 +- 50
+                ("4.3", "Without stabilizers, PG stagnates at 200", "pg", "mean", "200"),
             ],
             # (section, quote, from variant, to variant, percent change as printed)
             "percents": [
@@ -114,14 +118,60 @@ PAPER_CLAIMS: dict[str, dict[str, Any]] = {
                 ("4.3", "raises the mean ... (+18 %)", "pg", "pg+entropy", "18"),
                 ("4.3", "the entropy improves the mean to 275.0 ( +87 %)", "hessian", "hessian+entropy", "87"),
             ],
-            # (section, quote, variant said to be better, variant said to be worse)
-            "orderings": [
-                ("4.3", "Even the unclipped RK comfortably surpasses PG's clipped version.", "rk", "pg+clip"),
+            # (section, quote, relation, operands): each comparison the text makes between
+            # Table 1's rows, one thing it asserts per entry (a sentence asserting several
+            # things is several entries). The relations are read as the code reads them
+            # (pgsom.claims.builders.SELF_CHECKS): "higher mean" A B, "higher sd" A B,
+            # "lower sd" A B, "much lower sd" A B ('slashes', 'substantial': by more than the
+            # medium factor), "comparable sd" A B, "little mean change" A B, "slight gain"
+            # A B (above, by less than a medium effect), "smaller gain" A B C D and "larger
+            # gain" A B C D (mean A - mean B against mean C - mean D), "highest mean" A,
+            # "mean rank" A k, "lowest mean" A, "lowest sd" A, "broad sd" A, "not dominated" A.
+            "comparisons": [
+                *(("4.2", "Across the board, gradient clipping boosts the mean return", "higher mean", (f"{m}+clip", m))
+                  for m in ("pg", "hessian", "rk")),
+                *(("4.2", "Across the board, gradient clipping ... slashes variance", "much lower sd", (f"{m}+clip", m))
+                  for m in ("pg", "hessian", "rk")),
+                ("4.2", "RK+clip attains the highest score", "highest mean", ("rk+clip",)),
+                ("4.2", "followed by Hessian PG+clip", "mean rank", ("hessian+clip", 2)),
+                ("4.2", "Entropy regularisation improves PG", "higher mean", ("pg+entropy", "pg")),
+                ("4.2", "Entropy regularisation improves ... RK", "higher mean", ("rk+entropy", "rk")),
+                ("4.2", "but has little effect on Hessian PG", "little mean change", ("hessian+entropy", "hessian")),
+                *(("4.2", "the simple baseline offers modest gains", "higher mean", (f"{m}+baseline", m))
+                  for m in ("pg", "hessian", "rk")),
+                *(("4.2", "the simple baseline offers ... comparable variance", "comparable sd", (f"{m}+baseline", m))
+                  for m in ("pg", "hessian", "rk")),
+                *(("4.3", "Applying gradient-norm clipping yields dramatic gains across all methods", "higher mean",
+                   (f"{m}+clip", m)) for m in ("pg", "hessian", "rk")),
+                ("4.3", "the standard deviation remains comparable (24.0 38.7)", "comparable sd", ("pg+clip", "pg")),
+                ("4.3", "The effect is even more pronounced for Hessian PG", "larger gain",
+                 ("hessian+clip", "hessian", "pg+clip", "pg")),
+                ("4.3", "slashes the std from 24.5 to 0.6", "much lower sd", ("hessian+clip", "hessian")),
+                ("4.3", "tightening its band (std from 66.3 to 7.2)", "lower sd", ("rk+clip", "rk")),
+                *(("4.3", "Entropy regularization and simple baselines offer more modest improvements", "smaller gain",
+                   (f"{m}+{s}", m, f"{m}+clip", m)) for m in ("pg", "hessian", "rk") for s in ("entropy", "baseline")),
+                ("4.3", "but actually increases the variance (std 24.0 59.0)", "higher sd", ("pg+entropy", "pg")),
+                ("4.3", "A baseline reduces stochastic noise somewhat", "lower sd", ("pg+baseline", "pg")),
+                ("4.3", "but its gains pale beside clipping", "smaller gain", ("pg+baseline", "pg", "pg+clip", "pg")),
+                ("4.3", "For Hessian PG, the entropy improves the mean ... but with very high variance", "higher sd",
+                 ("hessian+entropy", "hessian")),
+                ("4.3", "For Hessian PG, ... a baseline yields only marginal benefit", "slight gain", ("hessian+baseline", "hessian")),
+                ("4.3", "Runge–Kutta+entropy and +baseline ...: entropy gives little net gain in mean", "little mean change", ("rk+entropy", "rk")),
+                ("4.3", "Runge–Kutta+entropy and +baseline ...: entropy ... incurs large std", "higher sd", ("rk+entropy", "rk")),
+                ("4.3", "Runge–Kutta+entropy and +baseline ...: a baseline offers slight mean uplifts", "slight gain", ("rk+baseline", "rk")),
+                ("4.3", "Runge–Kutta+entropy and +baseline ...: a baseline ... remains noisy", "comparable sd", ("rk+baseline", "rk")),
+                ("4.3", "Vanilla PG: Without stabilizers, PG ... suffers a broad std band", "broad sd", ("pg",)),
+                ("4.3", "Clipping transforms it into a competent learner, almost matching RK's unclipped performance",
+                 "slight gain", ("rk", "pg+clip")),
+                ("4.3", "Hessian PG alone performs worst of all", "lowest mean", ("hessian",)),
+                ("4.3", "Clipping rescues it spectacularly, yielding the highest mean", "highest mean", ("hessian+clip",)),
+                ("4.3", "Clipping rescues it spectacularly, yielding ... the narrowest band of any variant", "lowest sd",
+                 ("hessian+clip",)),
+                ("4.3", "Even the unclipped RK comfortably surpasses PG's clipped version.", "higher mean", ("rk", "pg+clip")),
+                ("4.3", "Combining RK with clipping yields the best overall trade-off", "not dominated", ("rk+clip",)),
+                ("Abstract", "a substantial reduction in variance compared to first-order ... baselines", "much lower sd",
+                 ("hessian", "pg")),
             ],
-            "entropy": ("4.2", "Entropy regularisation improves PG and RK but has little effect on Hessian PG",
-                        ("pg", "rk"), ("hessian",)),
-            "clipping": ("4.2", "Across the board, gradient clipping boosts the mean return and slashes variance",
-                         ("pg", "hessian", "rk")),
             },
     "C13": {"where": "Section 1 (contributions)", "short": "gains across five widely used benchmarks",
             "text": "(iii) empirically improves both sample efficiency and final return across "

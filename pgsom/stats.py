@@ -42,6 +42,7 @@ __all__ = [
     "fraction_outside", "logrank_test", "logrank_power", "km_median_administrative",
     "spearman_trend", "median_ratio_test", "PairedResult", "paired_test", "mean_abs_deviation",
     "fligner_killeen", "ci_spread_ratio", "PairReplication", "replication_pair_test",
+    "replication_variance_factor",
     "power_paired",
 ]
 
@@ -659,6 +660,16 @@ def replication_interval(x: ArrayLike, value: float, m: int, rng: np.random.Gene
     return Replication(est, low, high, p, m, n, int(dist.size))
 
 
+def replication_variance_factor(n: int) -> float:
+    """How much the two-stage bootstrap of :func:`replication_interval` (and
+    :func:`replication_pair_test`) shrinks the spread of a replicated sample drawn from ``n``
+    runs: a replicate's expected sample variance (ddof 1) is ((n - 1) / n)^2 times our runs'
+    s^2. (Given the first-stage resample R, E[s*^2] = v(R), its plug-in variance; and
+    E[v(R)] = (n - 1)/n v(x) = ((n - 1)/n)^2 s^2.) 0.64 for n = 5: a replication from as few
+    runs as the paper's understates its spread; about 1 for many runs. NaN for n < 1."""
+    return ((n - 1) / n) ** 2 if n >= 1 else float("nan")
+
+
 def fraction_outside(x: ArrayLike, m: int, low: float, high: float,
                      rng: np.random.Generator | int, n_trials: int = 10_000,
                      statistic: Callable = np.mean) -> FPR:
@@ -929,8 +940,11 @@ def replication_pair_test(x: ArrayLike, paper_mean: float, paper_sd: float, m: i
     and covariance, D(t) = (t - mu)^T S^+ (t - mu) (Mahalanobis; S^+ the pseudo-inverse,
     so a degenerate direction, e.g. every run at the cap, is measured along the others), and
     p = (1 + #{D(T*_b) >= D(paper)}) / (B + 1): the fraction of replicates at least as far
-    from the centre as the paper's pair. Two numbers that are each plausible alone can be
-    jointly improbable (a high mean with a small sd). Fewer than 2 runs -> NaN."""
+    from the centre as the paper's pair. A paper's pair off the span of the replicates (the
+    residual (I - S S^+)(t - mu) is not 0: e.g. our runs all at the cap, the paper's not)
+    is where no replicate can be: D = inf, p = 1 / (B + 1). Two numbers that are each
+    plausible alone can be jointly improbable (a high mean with a small sd). Fewer than 2
+    runs -> NaN."""
     x, _ = _drop_nan(x)
     n = x.size
     if n < 2 or not (np.isfinite(paper_mean) and np.isfinite(paper_sd)):
@@ -941,10 +955,13 @@ def replication_pair_test(x: ArrayLike, paper_mean: float, paper_sd: float, m: i
     draws = x[np.take_along_axis(first, second, axis=1)]
     t = np.stack([draws.mean(axis=1), draws.std(axis=1, ddof=1)], axis=1)
     mu = t.mean(axis=0)
-    inv = np.linalg.pinv(np.cov(t, rowvar=False))
+    cov = np.cov(t, rowvar=False)
+    inv = np.linalg.pinv(cov)
     dev = t - mu
     dist = np.einsum("bi,ij,bj->b", dev, inv, dev)
     pv = np.array([paper_mean, paper_sd]) - mu
-    d0 = float(pv @ inv @ pv)
+    off = pv - cov @ inv @ pv                       # the part no replicate can reach
+    scale = float(np.abs(pv).sum() + np.abs(mu).sum() + 1.0)
+    d0 = np.inf if float(np.abs(off).sum()) > 1e-9 * scale else float(pv @ inv @ pv)
     p = float((1 + np.sum(dist >= d0 * (1 - 1e-12))) / (n_resamples + 1))
     return PairReplication(p, d0, (float(mu[0]), float(mu[1])), m, n, n_resamples)

@@ -200,6 +200,81 @@ def test_number_statements_use_the_five_seed_replication():
     assert row(coarse, "C11", "pg-mean")["verdict"] == "inconclusive"
 
 
+def capped_runs(seed: int = 0) -> list[float]:
+    """50 runs, 45 at the cap and 5 near 200: Table 1's hessian+clip (392.79, 0.55) is
+    plausible number by number (a 5-run mean near 393 needs two low runs; a 5-run sd near 0
+    is common: all five at the cap) and not as a pair (five runs that close are at 500)."""
+    return [500.0] * 45 + normal(seed, 200, 50, 5)
+
+
+def test_table_1_pairs_are_tested_jointly_and_decide():
+    rep = report({"powered": {"hessian+clip": capped_runs()}}, n_boot=2000)
+    mean, std = row(rep, "C11", "hessian+clip-mean"), row(rep, "C11", "hessian+clip-std")
+    pair = row(rep, "C11", "hessian+clip-pair")
+    assert mean["verdict"] == std["verdict"] == "supported"            # each alone
+    assert pair["verdict"] == "contradicted" and pair["p_holm"] < claims.ALPHA  # jointly
+    assert pair["family"] == "pairs C11" and pair["kind"] == "number"
+    assert pair["primary"] and not mean["primary"] and not std["primary"]
+    assert not mean["decides"] and pair["decides"]
+    assert verdict_of(rep, "C11") == "contradicted"                    # the pair decides
+    # the pair row is the replication pair test of our runs with the paper's pair
+    t = stats.replication_pair_test(capped_runs(), *PAPER_TABLE1["hessian+clip"], 5,
+                                    claims.row_rng(0, "pair|powered|hessian+clip"), n_resamples=2000)
+    assert pair["p_value"] == t.p_value and pair["estimate"] == t.distance
+    # runs like the paper's: neither the pair nor the numbers are contradicted
+    m, s = PAPER_TABLE1["pg"]
+    like = report({"powered": {"pg": normal(3, m, s, 50)}}, n_boot=2000)
+    assert row(like, "C11", "pg-pair")["verdict"] == "supported"
+    # Holm over the twelve pair rows of a protocol (one family), not with the single numbers
+    full = report({"powered": {v: normal(k, 250, 60, 20) for k, v in enumerate(PAPER_TABLE1)}}, n_boot=500)
+    g = full.rows[(full.rows["claim"] == "C11") & (full.rows["family"] == "pairs C11")]
+    assert len(g) == 12
+    assert np.allclose(g["p_holm"], stats.holm(g["p_value"].to_numpy(float)).p_adjusted)
+
+
+def test_c11_counts_the_numbers_inside_the_replication_intervals():
+    rep = report({"powered": {v: normal(k, 250, 60, 20) for k, v in enumerate(PAPER_TABLE1)}}, n_boot=500)
+    g = rep.rows[(rep.rows["claim"] == "C11") & rep.rows["key"].str.endswith(("-mean", "-std"))]
+    assert len(g) == 24
+    inside = int(((g["rep_low"] <= g["paper_value"]) & (g["paper_value"] <= g["rep_high"])).sum())
+    assert 0 < inside < 24                                              # the count is not trivial
+    md = rep.markdown().split("## C11")[1].split("## C12")[0]
+    assert "(verdict supported)" not in md                              # counts intervals, not verdicts
+    for stat in ("mean", "std"):
+        sub = g[g["key"].str.endswith(f"-{stat}")]
+        k = int(((sub["rep_low"] <= sub["paper_value"]) & (sub["paper_value"] <= sub["rep_high"])).sum())
+        assert (f"the paper's {stat} lies in our" in md
+                and f"inside our 5-seed 95% replication interval for {k} of 12." in md), md[:2000]
+    ctx = row(rep, "C11", "inside")
+    assert ctx["kind"] == "measured" and ctx["estimate"] == pytest.approx(inside / 24)
+    assert ctx["extras"] == {"k": inside, "n": 24}
+    assert f"{inside} of 24 numbers" in md
+
+
+def test_replications_from_as_few_runs_as_the_paper_are_labelled_unreliable(tmp_path):
+    m, s = PAPER_TABLE1["pg"]
+    rep = report({"paper": {"pg": normal(3, m, s, 5), "rk+clip": normal(4, 380, 10, 5)},
+                  "powered": {"pg": normal(3, m, s, 50), "rk+clip": normal(4, 380, 10, 50)}},
+                 n_boot=500)
+    num = rep.rows[rep.rows["kind"].eq("number") & rep.rows["p_value"].notna()]
+    few, many = num[num["protocol"] == "paper"], num[num["protocol"] == "powered"]
+    assert few["note"].str.contains("not reliable").all()
+    assert not many["note"].str.contains("not reliable").any()
+    assert len(few) == 8 and len(many) == len(few)                        # C11 pairs and numbers, C12
+    assert all(r["extras"]["shrink"] == ("ratio", pytest.approx(0.64)) for r in few.to_dict("records"))
+    csv = pd.read_csv(claims.write_report(rep, tmp_path)["csv"])
+    notes = csv[(csv["protocol"] == "paper") & (csv["kind"] == "number") & csv["p_value"].notna()]["note"]
+    assert len(notes) == len(few) and notes.str.contains(r"\(\(n−1\)/n\)² = 0\.64 of our runs").all()
+    md = rep.markdown()
+    c11 = md.split("## C11")[1].split("## C12")[0]
+    assert "rows (paper): replication from only 5 runs of ours" in c11 and "not reliable" in c11
+    assert "rows (powered): replication" not in c11
+    # the factor follows n: four runs -> (3/4)^2
+    four = report({"paper": {"pg": normal(3, m, s, 4)}}, n_boot=200)
+    r = row(four, "C11", "pg-mean", "paper")
+    assert r["extras"]["shrink"][1] == pytest.approx(0.5625) and r["extras"]["n_ours"] == 4
+
+
 def test_variance_and_episode_claims_on_constructed_runs():
     tight, wide = normal(4, 300, 5, 50), normal(5, 300, 80, 50)
     rep = report({"powered": {"hessian": tight, "pg": wide, "adam": wide, "npg": wide}})
@@ -213,22 +288,113 @@ def test_variance_and_episode_claims_on_constructed_runs():
     assert r["verdict"] == "supported" and r["ci_low"] >= 2.0 and r["estimate"] == math.inf
 
 
-def test_self_checks_of_the_paper_against_its_table(monkeypatch):
-    rows = pd.DataFrame([r.__dict__ for r in claims.paper_self_checks()])
-    bad = rows[rows["given"] == "contradicted"]["statement"].tolist()
-    assert len(bad) == 5
-    assert any("389.6" in s for s in bad) and any("378.4" in s for s in bad)
-    assert any("surpasses" in s for s in bad) and any("little effect" in s for s in bad)
-    assert any("slashes variance" in s and "stds" in s for s in bad)
+def _table() -> pd.DataFrame:
+    return pd.DataFrame({v: {"mean": m, "std": s} for v, (m, s) in PAPER_TABLE1.items()}).T
+
+
+def _expected_comparison(relation: str, ops: tuple) -> bool:
+    """The test's own reading of a comparison of the text, from Table 1 (pandas, written
+    independently of pgsom.claims.builders.self_check)."""
+    t = _table()
+    mean, std = t["mean"], t["std"]
+    ratio, d = claims.MEDIUM_EFFECT["ratio"], claims.MEDIUM_EFFECT["d"]
+    a = ops[0]
+    if len(ops) >= 2 and isinstance(ops[1], str):
+        b = ops[1]
+        diff, q = mean[a] - mean[b], std[a] / std[b]
+        small = d * math.hypot(std[a], std[b]) / math.sqrt(2)
+    if relation == "higher mean":
+        return diff > 0
+    if relation == "higher sd":
+        return q > 1
+    if relation == "lower sd":
+        return q < 1
+    if relation == "much lower sd":
+        return q * ratio < 1
+    if relation == "comparable sd":
+        return 1 < q * ratio and q < ratio
+    if relation == "little mean change":
+        return abs(diff) < small
+    if relation == "slight gain":
+        return 0 < diff < small
+    if relation in ("smaller gain", "larger gain"):
+        other = mean[ops[2]] - mean[ops[3]]
+        return 0 < diff < other if relation == "smaller gain" else diff > other
+    if relation == "highest mean":
+        return mean.drop(a).max() < mean[a]
+    if relation == "lowest mean":
+        return mean.drop(a).min() > mean[a]
+    if relation == "lowest sd":
+        return std.drop(a).min() > std[a]
+    if relation == "mean rank":
+        return int(mean.rank(ascending=False, method="min")[a]) == ops[1]
+    if relation == "broad sd":
+        return std[a] > std.median()
+    if relation == "not dominated":
+        return not ((mean > mean[a]) & (std < std[a])).any()
+    raise AssertionError(f"the test does not know {relation!r}")
+
+
+def _expected_number(v: str, stat: str, text: str) -> bool:
+    from decimal import Decimal
+    dec = Decimal(text) if "." in text else Decimal(text).normalize()   # 200 -> 2E+2
+    half = Decimal(5) * Decimal(10) ** (dec.as_tuple().exponent - 1)
+    return abs(Decimal(text) - Decimal(str(PAPER_TABLE1[v][0 if stat == "mean" else 1]))) <= half
+
+
+def test_every_self_check_is_rederived_from_table_1():
+    info = claims.PAPER_CLAIMS["C12"]
+    rows = claims.paper_self_checks()
+    assert len(rows) == len(info["numbers"]) + len(info["percents"]) + len(info["comparisons"])
+    by_key = {r.key: r for r in rows}
+    assert len(by_key) == len(rows)
+    for k, (sec, quote, v, stat, text) in enumerate(info["numbers"]):
+        r = by_key[f"text{k}"]
+        assert quote in r.statement and r.paper_text == text
+        assert r.given == ("supported" if _expected_number(v, stat, text) else "contradicted"), r
+    for k, (sec, quote, a, b, text) in enumerate(info["percents"]):
+        r = by_key[f"pct{k}"]
+        change = 100 * (PAPER_TABLE1[b][0] - PAPER_TABLE1[a][0]) / PAPER_TABLE1[a][0]
+        assert r.given == ("supported" if abs(change - int(text)) <= 0.5 else "contradicted"), r
+    for k, (sec, quote, relation, ops) in enumerate(info["comparisons"]):
+        r = by_key[f"cmp{k}"]
+        assert quote in r.statement and r.kind == "self-check" and r.primary
+        want = _expected_comparison(relation, tuple(ops))
+        assert r.given == ("supported" if want else "contradicted"), (relation, ops, r.given)
+        for v in ops:                       # the row shows the Table 1 numbers it rests on
+            if isinstance(v, str) and relation not in ("highest mean", "mean rank", "lowest mean", "lowest sd"):
+                assert f"`{v}` {PAPER_TABLE1[v][0]:.2f}" in r.note, r.note
+
+
+def test_self_checks_report_the_known_contradictions(monkeypatch):
+    rows = {r.statement: r for r in claims.paper_self_checks()}
+    # 4.2 calls RK+clip the highest score; Table 1 (and 4.3) put Hessian+clip higher
+    highest = [r for s, r in rows.items() if "RK+clip attains the highest score\" —" in s]
+    assert len(highest) == 1 and highest[0].given == "contradicted"
+    assert "`hessian+clip` 392.79" in highest[0].note and "`rk+clip` 383.09" in highest[0].note
+    assert highest[0].estimate == pytest.approx(383.09 - 392.79)
+    other = [r for s, r in rows.items() if "yielding the highest mean" in s]
+    assert len(other) == 1 and other[0].given == "supported"
+    second = [r for s, r in rows.items() if s.startswith("4.2: \"followed by Hessian PG+clip\"")]
+    assert len(second) == 1 and second[0].given == "contradicted" and second[0].estimate == 1
+    bad = [s for s, r in rows.items() if r.given == "contradicted"]
+    for text in ("389.6", "378.4", "surpasses", "little effect on Hessian", "slashes variance",
+                 "best overall trade-off", "reduces stochastic noise", "substantial reduction in variance"):
+        assert any(text in s for s in bad), text
     # the 4.3 numbers agree with the table (to the text's precision)
-    assert (rows[rows["statement"].str.startswith("4.3") & rows["key"].str.startswith("text")]["given"]
-            == "supported").all()
+    assert all(r.given == "supported" for s, r in rows.items()
+               if s.startswith("4.3") and r.key.startswith("text"))
     # change the transcription: the verdict follows
+    n_bad = len(bad)
     fixed = dict(claims.PAPER_CLAIMS["C12"])
     fixed["numbers"] = [(s, q, v, st, "383.1" if t == "389.6" else t) for s, q, v, st, t in fixed["numbers"]]
+    fixed["comparisons"] = [(s, q, rel, ("hessian+clip",) if ops == ("rk+clip",) and rel == "highest mean" else ops)
+                            for s, q, rel, ops in fixed["comparisons"]]
     monkeypatch.setitem(claims.PAPER_CLAIMS, "C12", fixed)
-    rows2 = pd.DataFrame([r.__dict__ for r in claims.paper_self_checks()])
-    assert (rows2["given"] == "contradicted").sum() == 4
+    rows2 = claims.paper_self_checks()
+    assert sum(r.given == "contradicted" for r in rows2) == n_bad - 2
+    with pytest.raises(ValueError, match="unknown relation"):
+        claims.builders.self_check("vibes", ("pg",))
 
 
 def test_paper_claims_transcription_is_self_consistent():
@@ -237,6 +403,9 @@ def test_paper_claims_transcription_is_self_consistent():
         assert text in quote and variant in PAPER_TABLE1 and stat in ("mean", "std")
     for sec, quote, a, b, text in c12["percents"]:
         assert text in quote
+    for sec, quote, relation, ops in c12["comparisons"]:
+        assert all(v in PAPER_TABLE1 for v in ops if isinstance(v, str)), ops
+        claims.builders.self_check(relation, tuple(ops))            # a relation the code reads
     c8 = claims.PAPER_CLAIMS["C8"]
     assert all(str(v) in c8["text"] for v in c8["episodes"].values())
     assert str(claims.PAPER_CLAIMS["C1"]["ratio"]) in claims.PAPER_CLAIMS["C1"]["text"]

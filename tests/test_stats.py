@@ -447,6 +447,50 @@ def test_replication_interval_std_and_degenerate():
     assert math.isnan(st.replication_interval([1.0, np.nan], 1.0, 5, 0).p_value)
 
 
+def test_replication_pair_test_joint_and_degenerate():
+    # half our runs at the cap, half well below it (Table 1's hessian+clip: 392.79, 0.55)
+    pool = np.concatenate([np.full(25, 500.0), np.random.default_rng(6).normal(250.0, 80.0, 25)])
+    B = 4000
+    # each number alone is plausible for 5 runs of ours; the pair (a mean below the cap with
+    # almost no spread) is not: 5 runs that close together are all at the cap
+    std = lambda a, axis=-1: np.std(a, axis=axis, ddof=1)  # noqa: E731
+    assert st.replication_interval(pool, 392.79, 5, 0, n_resamples=B).p_value > 0.5
+    assert st.replication_interval(pool, 0.55, 5, 0, std, n_resamples=B).p_value > 0.05
+    pair = st.replication_pair_test(pool, 392.79, 0.55, 5, 0, n_resamples=B)
+    assert pair.p_value < 0.05 and pair.n == 50 and pair.n_resamples == B
+    typical = st.replication_pair_test(pool, np.mean(pool), np.std(pool, ddof=1), 5, 0, n_resamples=B)
+    assert typical.p_value > 0.5
+    # replay by hand: the same draws, Mahalanobis distance, p = (1 + #{D* >= D}) / (B + 1)
+    g = np.random.default_rng(3)
+    first, second = g.integers(0, 50, (B, 50)), g.integers(0, 50, (B, 5))
+    d = pool[np.take_along_axis(first, second, axis=1)]
+    t = np.stack([d.mean(axis=1), d.std(axis=1, ddof=1)], axis=1)
+    mu, inv = t.mean(axis=0), np.linalg.inv(np.cov(t, rowvar=False))
+    dist = np.einsum("bi,ij,bj->b", t - mu, inv, t - mu)
+    d0 = (np.array([392.79, 0.55]) - mu) @ inv @ (np.array([392.79, 0.55]) - mu)
+    r = st.replication_pair_test(pool, 392.79, 0.55, 5, np.random.default_rng(3), n_resamples=B)
+    assert r.distance == pytest.approx(d0) and r.p_value == pytest.approx((1 + (dist >= d0).sum()) / (B + 1))
+    # every run of ours at the cap: a pair off the cap is where no replicate can be
+    cap = st.replication_pair_test([500.0] * 5, 147.0, 24.53, 5, 0, n_resamples=200)
+    assert cap.distance == math.inf and cap.p_value == pytest.approx(1 / 201)
+    same = st.replication_pair_test([500.0] * 5, 500.0, 0.0, 5, 0, n_resamples=200)
+    assert same.distance == 0.0 and same.p_value == 1.0
+    assert math.isnan(st.replication_pair_test([1.0, np.nan], 1.0, 0.0, 5, 0).p_value)
+
+
+@pytest.mark.parametrize("n", [5, 50])
+def test_replication_variance_factor_is_the_two_stage_shrinkage(n):
+    assert st.replication_variance_factor(n) == pytest.approx(((n - 1) / n) ** 2)
+    x = np.random.default_rng(7).normal(0.0, 1.0, n)
+    g = np.random.default_rng(8)
+    B = 40_000
+    first, second = g.integers(0, n, (B, n)), g.integers(0, n, (B, 5))
+    rep = x[np.take_along_axis(first, second, axis=1)]
+    ratio = np.var(rep, axis=1, ddof=1).mean() / np.var(x, ddof=1)
+    assert ratio == pytest.approx(st.replication_variance_factor(n), rel=0.03)
+    assert st.replication_variance_factor(5) == pytest.approx(0.64)
+
+
 def test_fraction_outside_by_hand():
     pool = np.arange(10.0)
     r = st.fraction_outside(pool, 1, 2.0, 7.0, np.random.default_rng(0), n_trials=20_000)

@@ -14,8 +14,9 @@ C7     :func:`c7`: the optimiser state's size (code inspection); timing not test
 C8     :func:`c8`: Kaplan-Meier median episodes to 200 and their order
 C9     :func:`c9`: band widths of the learning curves
 C10    :func:`c10`: clipping's effect on the mean and the sd, split in its two halves
-C11    :func:`c11`: Table 1's twelve means and stds
-C12    :func:`c12`: the text against its own Table 1 (:func:`paper_self_checks`), and our runs
+C11    :func:`c11`: Table 1's twelve (mean, std) pairs, jointly; each number alone as context
+C12    :func:`c12`: the text against its own Table 1 (:func:`paper_self_checks`,
+       :func:`self_check`), and our runs
 C13    :func:`c13`: five benchmarks (not tested)
 =====  ==========================================================================
 """
@@ -36,8 +37,14 @@ from pgsom.claims.rows import Row, episodes_row, mean_row, number_row, slug, spr
 from pgsom.claims.rule import CONTEXT, LEVEL, MEDIUM_EFFECT, VERDICTS
 from pgsom.paper import PAPER_CLAIMS, PAPER_TABLE1
 
+# C11, C12 (the paper's Table 1 and its text)
+from pgsom.claims.comparisons import COMPARISONS
+from pgsom.claims.rows import replication_caveat
+from pgsom.claims.rule import REPLICATION_SEEDS
+
 __all__ = ["ClaimData", "BUILDERS", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9",
-           "c10", "c11", "c12", "c13", "paper_self_checks", "c9_window", "C9_SMOOTH"]
+           "c10", "c11", "c12", "c13", "paper_self_checks", "self_check", "Check", "c9_window",
+           "C9_SMOOTH"]
 
 
 @dataclass(frozen=True)
@@ -403,86 +410,287 @@ def c10(d: ClaimData) -> list[Row]:
     return out
 
 
+def _inside(r: Row) -> float:
+    """1 if the paper's number of a number row lies inside its replication interval
+    [rep_low, rep_high] (closed), 0 if outside, NaN if the interval is undefined."""
+    if not (finite(r.rep_low) and finite(r.rep_high)):
+        return math.nan
+    return float(r.rep_low <= r.paper_value <= r.rep_high)
+
+
+def _pair_row(d: ClaimData, p: str, v: str, x: np.ndarray | None, mean: float, sd: float) -> Row:
+    """The paper's (mean, std) of variant ``v`` taken together against the
+    :data:`~pgsom.claims.rule.REPLICATION_SEEDS`-seed replication of our runs ``x``
+    (:func:`pgsom.stats.replication_pair_test`: Mahalanobis distance D of the pair from the
+    replicates' centre, p = the fraction of replicates at least as far): kind ``number``,
+    family ``pairs C11`` (Holm over the twelve variants); estimate D."""
+    statement = f"`{v}`: mean and std of the final-episode return, jointly"
+    test = f"joint {REPLICATION_SEEDS}-seed replication of (mean, std), Mahalanobis distance"
+    text = f"{mean:.2f}, {sd:.2f}"
+    if x is None:
+        return Row("C11", slug(v, "pair"), statement, p, "number", paper_text=text, unit="value",
+                   test=test, family="pairs C11", note="variant not run")
+    t = stats.replication_pair_test(x, mean, sd, REPLICATION_SEEDS, row_rng(d.seed, f"pair|{p}|{v}"),
+                                    n_resamples=d.n_boot)
+    note, extras = replication_caveat(t.n)
+    return Row("C11", slug(v, "pair"), statement, p, "number", paper_text=text,
+               estimate=t.distance, unit="value", test=test, family="pairs C11",
+               p_value=t.p_value, note=note, extras=extras)
+
+
 def c11(d: ClaimData) -> list[Row]:
-    """C11 (Table 1): per protocol and variant of Table 1, its mean and its std against the
-    replication distribution of our runs."""
+    """C11 (Table 1): per protocol and variant of Table 1, its (mean, std) taken together
+    against the replication distribution of our runs (:func:`_pair_row`, the rows that
+    decide); each number alone (context: ``decides`` False, a high mean and a tiny std can
+    each be plausible and jointly not); and the fraction of Table 1's numbers inside our
+    replication intervals (context)."""
     out = []
     for p in d.protocols:
+        single = []
         for v, (mean, sd) in PAPER_TABLE1.items():
             x = values(d.finals, p, v)
-            out.append(number_row("C11", slug(v, "mean"), f"`{v}`: mean final-episode return", p,
-                                  x, f"{mean:.2f}", "mean", seed=d.seed, n_boot=d.n_boot,
-                                  family="numbers C11"))
-            out.append(number_row("C11", slug(v, "std"), f"`{v}`: std of the final-episode return",
-                                  p, x, f"{sd:.2f}", "std", seed=d.seed, n_boot=d.n_boot,
-                                  family="numbers C11"))
+            out.append(_pair_row(d, p, v, x, mean, sd))
+            for key, stat, text in (("mean", "mean", "mean final-episode return"),
+                                    ("std", "std", "std of the final-episode return")):
+                r = number_row("C11", slug(v, key), f"`{v}`: {text} (alone)", p, x,
+                               f"{mean if stat == 'mean' else sd:.2f}", stat, seed=d.seed,
+                               n_boot=d.n_boot, family="numbers C11")
+                single.append(replace(r, decides=False))
+            out += single[-2:]
+        inside = np.array([_inside(r) for r in single])
+        known = np.isfinite(inside)
+        k, n = int(inside[known].sum()), int(known.sum())
+        out.append(Row("C11", "inside", f"Table 1's numbers inside our {REPLICATION_SEEDS}-seed "
+                       f"{LEVEL:.0%} replication intervals", p, "measured",
+                       estimate=k / n if n else math.nan, unit="fraction",
+                       test="count over the single-number rows (rep_low <= paper <= rep_high)",
+                       note="{k} of {n} numbers", extras={"k": k, "n": n}))
     return out
 
 
 # --------------------------------------------------------------------------- C12
 
 
-def _decimals(text: str) -> int:
-    """Digits after the decimal point of a number as printed."""
-    return len(text.split(".")[1]) if "." in text else 0
+def _half_unit(text: str) -> float:
+    """Half a unit of the last significant digit of a number as printed: ``"389.6"`` ->
+    0.05, ``"24.0"`` -> 0.05, ``"200"`` -> 50 (an integer's trailing zeros are not
+    significant), ``"7"`` -> 0.5."""
+    if "." in text:
+        return 0.5 * 10.0 ** -len(text.split(".")[1])
+    digits = text.lstrip("+-")
+    zeros = len(digits) - len(digits.rstrip("0")) if digits.rstrip("0") else 0
+    return 0.5 * 10.0 ** zeros
+
+
+def _cell(table: dict, v: str) -> str:
+    """Table 1's row of ``v`` as printed: ```v` mean (std sd)``."""
+    return f"`{v}` {table[v][0]:.2f} (std {table[v][1]:.2f})"
+
+
+def _pooled(table: dict, a: str, b: str) -> float:
+    """Pooled std of two Table 1 rows (equal seeds): sqrt((s_a^2 + s_b^2) / 2)."""
+    return math.sqrt((table[a][1] ** 2 + table[b][1] ** 2) / 2)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of the text re-derived from Table 1: whether it holds, the quantity
+    it rests on (``value`` in ``unit``), what is asserted, the test, and a note with Table
+    1's numbers (``{name}`` fields from ``extras``: derived numbers, formatted as ours)."""
+
+    holds: bool
+    value: float
+    unit: str
+    says: str
+    test: str
+    note: str
+    extras: dict | None = None
+
+
+def _ratio_check(table, a, b, says, test, ok) -> Check:
+    """A check on r = std A / std B (``ok(r)``)."""
+    r = table[a][1] / table[b][1]
+    return Check(bool(ok(r)), r, "ratio", says, test, f"Table 1: {_cell(table, a)}, {_cell(table, b)}")
+
+
+def _mean_check(table, a, b, says, test, ok, standardised=False) -> Check:
+    """A check on the difference of means and its size, ``ok(diff, pooled std)``; value:
+    the difference (return), or with ``standardised`` diff / pooled std."""
+    diff, sd = table[a][0] - table[b][0], _pooled(table, a, b)
+    if standardised:
+        value, unit = (diff / sd if sd > 0 else math.nan), "value"
+    else:
+        value, unit = diff, "return"
+    return Check(bool(ok(diff, sd)), value, unit, says, test,
+                 f"Table 1: {_cell(table, a)}, {_cell(table, b)}")
+
+
+def _gain_check(table, a, b, c, e, says, test, ok) -> Check:
+    """A check on two gains g1 = mean A - mean B, g2 = mean C - mean E, ``ok(g1, g2)``;
+    value g1 - g2."""
+    g1, g2 = table[a][0] - table[b][0], table[c][0] - table[e][0]
+    return Check(bool(ok(g1, g2)), g1 - g2, "return", says, test,
+                 f"Table 1: `{a}` {table[a][0]:.2f} − `{b}` {table[b][0]:.2f} against "
+                 f"`{c}` {table[c][0]:.2f} − `{e}` {table[e][0]:.2f}")
+
+
+def _extreme_check(table, a, col, sign_, says, test) -> Check:
+    """``a`` has the highest (sign +1) / lowest (-1) value of column ``col`` (0 mean, 1
+    std) of all of Table 1's rows; value: a's value minus the best of the others."""
+    others = {v: row[col] for v, row in table.items() if v != a}
+    best = max(others, key=lambda v: sign_ * others[v])
+    gap = table[a][col] - others[best]
+    return Check(bool(sign_ * gap > 0), gap, "return", says, test,
+                 f"Table 1: {_cell(table, a)}; {'highest' if sign_ > 0 else 'lowest'} of the "
+                 f"others: {_cell(table, best)}")
+
+
+def _rank_check(table, a, k) -> Check:
+    """``a``'s mean is the k-th highest of Table 1 (ties share the better rank); value:
+    its rank."""
+    rank = 1 + sum(row[0] > table[a][0] for v, row in table.items() if v != a)
+    top = sorted(table, key=lambda v: -table[v][0])[:max(int(k), rank) + 1]
+    return Check(rank == int(k), float(rank), "count", f"`{a}` has the rank-{int(k)} mean of Table 1",
+                 f"Table 1: A's mean is the rank-{int(k)} mean (1: highest)",
+                 "Table 1's highest means: " + ", ".join(_cell(table, v) for v in top))
+
+
+def _broad_check(table, a) -> Check:
+    """``a``'s std is above the median of Table 1's stds; value std / median."""
+    med = float(np.median([row[1] for row in table.values()]))
+    return Check(bool(table[a][1] > med), table[a][1] / med, "ratio",
+                 f"`{a}`'s std is broad (above the median of Table 1's stds)",
+                 "Table 1: std A / median of the stds > 1",
+                 f"Table 1: {_cell(table, a)}; median of Table 1's stds " + "{median}",
+                 {"median": ("return", med)})
+
+
+def _dominated_check(table, a) -> Check:
+    """No row of Table 1 has both a higher mean and a lower std than ``a`` (``a`` is on
+    the mean / std Pareto front: the 'best trade-off'); value: the rows that dominate it."""
+    dom = [v for v, row in table.items() if v != a and row[0] > table[a][0] and row[1] < table[a][1]]
+    note = f"Table 1: {_cell(table, a)}; " + (
+        "higher mean and lower std: " + ", ".join(_cell(table, v) for v in dom) if dom
+        else "no row has both a higher mean and a lower std")
+    return Check(not dom, float(len(dom)), "count", f"`{a}` has the best trade-off of mean and std",
+                 "Table 1: no row with a higher mean and a lower std than A", note)
+
+
+def self_check(relation: str, operands: tuple, table: dict | None = None) -> Check:
+    """The text's ``relation`` between Table 1's rows ``operands`` (see ``PAPER_CLAIMS["C12"]
+    ["comparisons"]``), re-derived from ``table`` (default: :data:`PAPER_TABLE1`). With
+    m, s the rows' mean and std, r = :data:`MEDIUM_EFFECT` ``["ratio"]``, d =
+    ``MEDIUM_EFFECT["d"]`` and s_p = sqrt((s_A^2 + s_B^2)/2) (the rule's medium effects mark
+    'little', 'slight', 'comparable', 'slashes'):
+
+    * higher mean: m_A > m_B; higher sd: s_A > s_B; lower sd: s_A < s_B;
+    * much lower sd: s_A / s_B < 1/r; comparable sd: 1/r < s_A / s_B < r;
+    * little mean change: |m_A - m_B| < d s_p; slight gain: 0 < m_A - m_B < d s_p;
+    * smaller gain: 0 < m_A - m_B < m_C - m_D; larger gain: m_A - m_B > m_C - m_D;
+    * highest mean / lowest mean / lowest sd: A's value beyond every other row's;
+    * mean rank k: A's mean is the k-th highest; broad sd: s_A above the median std;
+    * not dominated: no row with a higher mean and a lower std than A.
+    """
+    t = PAPER_TABLE1 if table is None else table
+    r, dd = MEDIUM_EFFECT["ratio"], MEDIUM_EFFECT["d"]
+    a = operands[0]
+    b = operands[1] if len(operands) > 1 else None
+    if relation == "higher mean":
+        return _mean_check(t, a, b, f"`{a}` has a higher mean than `{b}`",
+                           "Table 1: mean A > mean B", lambda diff, sd: diff > 0)
+    if relation == "little mean change":
+        return _mean_check(t, a, b, f"`{a}` and `{b}` have nearly the same mean",
+                           f"Table 1: |mean A − mean B| / pooled std < {dd:g}",
+                           lambda diff, sd: abs(diff) < dd * sd, standardised=True)
+    if relation == "slight gain":
+        return _mean_check(t, a, b, f"`{a}` has a slightly higher mean than `{b}`",
+                           f"Table 1: mean A above mean B, by less than {dd:g} pooled std",
+                           lambda diff, sd: 0 < diff < dd * sd, standardised=True)
+    if relation == "higher sd":
+        return _ratio_check(t, a, b, f"`{a}` has a higher std than `{b}`",
+                            "Table 1: std A / std B > 1", lambda q: q > 1)
+    if relation == "lower sd":
+        return _ratio_check(t, a, b, f"`{a}` has a lower std than `{b}`",
+                            "Table 1: std A / std B < 1", lambda q: q < 1)
+    if relation == "much lower sd":
+        return _ratio_check(t, a, b, f"`{a}` has a much lower std than `{b}`",
+                            f"Table 1: std A / std B < 1/{r:g}", lambda q: q < 1 / r)
+    if relation == "comparable sd":
+        return _ratio_check(t, a, b, f"`{a}` and `{b}` have comparable stds",
+                            f"Table 1: 1/{r:g} < std A / std B < {r:g}", lambda q: 1 / r < q < r)
+    if relation in ("smaller gain", "larger gain"):
+        c, e = operands[2], operands[3]
+        if relation == "smaller gain":
+            return _gain_check(t, a, b, c, e, f"`{a}` gains over `{b}`, less than `{c}` over `{e}`",
+                               "Table 1: mean A − mean B positive and below mean C − mean D",
+                               lambda g1, g2: 0 < g1 < g2)
+        return _gain_check(t, a, b, c, e, f"`{a}` gains more over `{b}` than `{c}` over `{e}`",
+                           "Table 1: mean A − mean B > mean C − mean D", lambda g1, g2: g1 > g2)
+    if relation == "highest mean":
+        return _extreme_check(t, a, 0, 1, f"`{a}` has the highest mean of Table 1",
+                              "Table 1: mean A above every other row's")
+    if relation == "lowest mean":
+        return _extreme_check(t, a, 0, -1, f"`{a}` has the lowest mean of Table 1",
+                              "Table 1: mean A below every other row's")
+    if relation == "lowest sd":
+        return _extreme_check(t, a, 1, -1, f"`{a}` has the lowest std of Table 1",
+                              "Table 1: std A below every other row's")
+    if relation == "mean rank":
+        return _rank_check(t, a, operands[1])
+    if relation == "broad sd":
+        return _broad_check(t, a)
+    if relation == "not dominated":
+        return _dominated_check(t, a)
+    raise ValueError(f"unknown relation {relation!r} of the paper's text")
+
+
+def _given(ok: bool) -> str:
+    return "supported" if ok else "contradicted"
 
 
 def paper_self_checks() -> list[Row]:
-    """C12: the paper's text against its own Table 1 (mechanical: a printed number agrees
-    when |text - table| <= half a unit of the text's last digit; a percentage when it is
-    the table's relative change to within 0.5 points; an ordering when the table's means
-    are in that order; 'improves X but little effect on Y' when Y's relative change is
-    below every X's; 'across the board' when it holds for every method)."""
+    """C12: the paper's text against its own Table 1, every statement re-derived from
+    :data:`PAPER_TABLE1` (mechanical): a printed number agrees when |text - table| is at
+    most half a unit of the text's last significant digit (:func:`_half_unit`); a
+    percentage when it is the table's relative change 100 (m_B / m_A - 1) to within 0.5
+    points; each comparison (``PAPER_CLAIMS["C12"]["comparisons"]``) when
+    :func:`self_check` finds it holds. One row per statement, verdict supported (agrees)
+    or contradicted."""
     info = PAPER_CLAIMS["C12"]
     proto = "paper text vs its Table 1"
     rows = []
     for k, (sec, quote, v, stat, text) in enumerate(info["numbers"]):
         table = PAPER_TABLE1[v][0 if stat == "mean" else 1]
-        ok = abs(float(text) - table) <= 0.5 * 10 ** -_decimals(text) + 1e-9
+        ok = abs(float(text) - table) <= _half_unit(text) + 1e-9
         rows.append(Row("C12", f"text{k}", f"{sec}: \"{quote}\" — {stat} of `{v}`", proto,
                         "self-check", paper_value=float(text), paper_text=text, estimate=table,
                         unit="return", test="text vs Table 1 (to the text's precision)",
-                        given="supported" if ok else "contradicted", primary=True))
+                        given=_given(ok), primary=True))
     for k, (sec, quote, a, b, text) in enumerate(info["percents"]):
         change = 100 * (PAPER_TABLE1[b][0] / PAPER_TABLE1[a][0] - 1)
         ok = abs(change - float(text)) <= 0.5 + 1e-9
         rows.append(Row("C12", f"pct{k}", f"{sec}: \"{quote}\" — `{a}` to `{b}`", proto,
                         "self-check", paper_value=float(text), paper_text=text, estimate=change,
                         unit="percent", test="text vs Table 1 (relative change, %)",
-                        given="supported" if ok else "contradicted", primary=True))
-    for k, (sec, quote, hi, lo) in enumerate(info["orderings"]):
-        ok = PAPER_TABLE1[hi][0] > PAPER_TABLE1[lo][0]
-        rows.append(Row("C12", f"order{k}", f"{sec}: \"{quote}\" (`{hi}` > `{lo}`)", proto,
-                        "self-check", estimate=PAPER_TABLE1[hi][0] - PAPER_TABLE1[lo][0],
-                        unit="return", test="Table 1 means in the stated order",
-                        given="supported" if ok else "contradicted", primary=True,
-                        note=f"Table 1: {PAPER_TABLE1[hi][0]:.2f} vs {PAPER_TABLE1[lo][0]:.2f}"))
-    sec, quote, improves, little = info["entropy"]
-    rel = {m: 100 * (PAPER_TABLE1[f"{m}+entropy"][0] / PAPER_TABLE1[m][0] - 1) for m in (*improves, *little)}
-    ok = max(abs(rel[m]) for m in little) < min(rel[m] for m in improves)
-    rows.append(Row("C12", "entropy", f"{sec}: \"{quote}\"", proto, "self-check",
-                    estimate=rel[little[0]], unit="percent",
-                    test="Table 1 relative changes with entropy: the 'little' one below every 'improves' one",
-                    given="supported" if ok else "contradicted", primary=True,
-                    note="Table 1 mean changes with entropy: " + ", ".join(f"`{m}` {{{m}}}" for m in rel),
-                    extras={m: ("percent", rel[m]) for m in rel}))
-    sec, quote, methods = info["clipping"]
-    up = all(PAPER_TABLE1[f"{m}+clip"][0] > PAPER_TABLE1[m][0] for m in methods)
-    down = all(PAPER_TABLE1[f"{m}+clip"][1] < PAPER_TABLE1[m][1] for m in methods)
-    rows.append(Row("C12", "clip-mean", f"{sec}: \"{quote}\" — means", proto, "self-check",
-                    unit="value", test="Table 1: mean with clip above mean without, every method",
-                    given="supported" if up else "contradicted", primary=True))
-    rows.append(Row("C12", "clip-sd", f"{sec}: \"{quote}\" — stds", proto, "self-check",
-                    unit="value", test="Table 1: std with clip below std without, every method",
-                    given="supported" if down else "contradicted", primary=True,
-                    note="Table 1 stds: " + ", ".join(
-                        f"{m} {PAPER_TABLE1[m][1]:.2f} -> {PAPER_TABLE1[m + '+clip'][1]:.2f}" for m in methods)))
+                        given=_given(ok), primary=True))
+    for k, (sec, quote, relation, operands) in enumerate(info["comparisons"]):
+        c = self_check(relation, tuple(operands))
+        rows.append(Row("C12", f"cmp{k}", f"{sec}: \"{quote}\" — {c.says}", proto, "self-check",
+                        estimate=c.value, unit=c.unit, test=c.test, given=_given(c.holds),
+                        primary=True, note=c.note, extras=c.extras or {}))
     return rows
+
+
+def _family_pair(a: str, b: str) -> int:
+    """+1 if (a, b) is a pair of the comparison family, -1 if (b, a) is, 0 if neither."""
+    pairs = {(x, y) for x, y, _ in COMPARISONS}
+    return 1 if (a, b) in pairs else -1 if (b, a) in pairs else 0
 
 
 def _c12_data(d: ClaimData) -> list[Row]:
     """C12's statements tested on our runs (they inform, never decide: ``decides`` False):
-    the text's first four numbers, its ordering, and the entropy statement."""
+    the text's first four numbers, and each 'higher mean' (direction) and 'little mean
+    change' (absence) comparison whose pair is in the comparison family (once per pair)."""
     info = PAPER_CLAIMS["C12"]
     out = []
     for p in d.protocols:
@@ -491,17 +699,23 @@ def _c12_data(d: ClaimData) -> list[Row]:
                                   f"{sec}: `{v}` {stat} as the text states it", p,
                                   values(d.finals, p, v), text, stat, seed=d.seed, n_boot=d.n_boot,
                                   family="numbers C12"))
-        for sec, quote, hi, lo in info["orderings"]:
-            out.append(mean_row("C12", slug(hi, "beats", lo), f"{sec}: `{hi}` beats `{lo}`", p,
-                                d.finals, hi, lo, claimed_sign=1, claimed_effect=math.nan))
-        sec, quote, improves, little = info["entropy"]
-        for m in improves:
-            out.append(mean_row("C12", slug(m, "entropy"), f"{sec}: entropy improves `{m}`", p,
-                                d.finals, f"{m}+entropy", m, claimed_sign=1, claimed_effect=math.nan))
-        for m in little:
-            out.append(mean_row("C12", slug(m, "entropy"), f"{sec}: entropy has little effect on `{m}`",
-                                p, d.finals, f"{m}+entropy", m, claimed_sign=0,
-                                claimed_effect=math.nan, kind="absence"))
+        seen = set()
+        for sec, quote, relation, operands in info["comparisons"]:
+            if relation not in ("higher mean", "little mean change") or len(operands) != 2:
+                continue
+            a, b = operands
+            way = _family_pair(a, b)
+            if not way or (relation, a, b) in seen:
+                continue
+            seen.add((relation, a, b))
+            x, y = (a, b) if way > 0 else (b, a)
+            if relation == "higher mean":
+                out.append(mean_row("C12", slug(a, "beats", b), f"{sec}: `{a}` beats `{b}`", p,
+                                    d.finals, x, y, claimed_sign=way, claimed_effect=math.nan))
+            else:
+                out.append(mean_row("C12", slug(a, "near", b), f"{sec}: `{a}` and `{b}` have "
+                                    "nearly the same mean", p, d.finals, x, y, claimed_sign=0,
+                                    claimed_effect=math.nan, kind="absence"))
     # C12's verdict is the paper against itself; these rows inform
     return [replace(r, decides=False) for r in out]
 

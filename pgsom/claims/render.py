@@ -145,6 +145,8 @@ def _ours(r: Mapping[str, Any], N: Numbers, budget: int) -> str:
             return "—"
         return "Table 1: " + N((*_row_key(r), "table"), r["estimate"], unit)
     est = N((*_row_key(r), "est"), r["estimate"], unit, budget=budget)
+    if _is_pair(r):
+        return f"D = {est}"
     if finite(r["ci_low"]) or finite(r["ci_high"]) or (isinstance(r["ci_high"], float) and math.isinf(r["ci_high"])):
         lo = N((*_row_key(r), "low"), r["ci_low"], unit, budget=budget)
         hi = N((*_row_key(r), "high"), r["ci_high"], unit, budget=budget)
@@ -154,9 +156,17 @@ def _ours(r: Mapping[str, Any], N: Numbers, budget: int) -> str:
     return est
 
 
+def _is_pair(r: Mapping[str, Any]) -> bool:
+    """A joint (mean, std) row of C11 (:func:`pgsom.claims.builders.c11`): its estimate is
+    the Mahalanobis distance D, it has no replication interval."""
+    return str(r["family"]).startswith("pairs")
+
+
 def _rep(r: Mapping[str, Any], N: Numbers, budget: int) -> str:
     if r["kind"] != "number":
         return ""
+    if _is_pair(r):
+        return "joint (see Test)"
     lo = N((*_row_key(r), "replow"), r["rep_low"], r["unit"], budget=budget)
     hi = N((*_row_key(r), "rephigh"), r["rep_high"], r["unit"], budget=budget)
     return f"[{lo}, {hi}]"
@@ -181,7 +191,11 @@ def _claim_table(g: pd.DataFrame, N: Numbers, budget: int, *, replication: bool)
     head += ["Test", "p (Holm)", "Verdict"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in g.to_dict("records"):
-        cells = [_md_cell(r["statement"]), _md_cell(r["protocol"]), _md_cell(_paper_cell(r)),
+        paper = _paper_cell(r)
+        if _note_in_table(r):
+            paper = _note_text(r, lambda k, v: N((*_row_key(r), "note", k), _extra_value(v)[1],
+                                                 _extra_value(v)[0]))
+        cells = [_md_cell(r["statement"]), _md_cell(r["protocol"]), _md_cell(paper),
                  _ours(r, N, budget)]
         if replication:
             cells.append(_rep(r, N, budget))
@@ -189,6 +203,12 @@ def _claim_table(g: pd.DataFrame, N: Numbers, budget: int, *, replication: bool)
         cells += [_md_cell(r["test"]), _p(r, N), f"**{v}**" if r["primary"] else v]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _note_in_table(r: Mapping[str, Any]) -> bool:
+    """A self-check without a printed number of the paper shows its note (the Table 1
+    numbers it rests on) in the table's Paper column instead of the notes."""
+    return r["kind"] == "self-check" and not r["paper_text"] and bool(r["note"])
 
 
 def _note_text(r: Mapping[str, Any], fmt: Callable[[str, Any], str]) -> str:
@@ -204,13 +224,27 @@ def _extra_value(v: Any) -> tuple[str, float]:
 
 
 def _notes(g: pd.DataFrame, N: Numbers) -> list[str]:
-    notes = []
+    """The rows' notes: one line per note and protocol, naming its rows (counting them when
+    more than three carry it, e.g. every replication from too few runs)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
     for r in g.to_dict("records"):
-        text = _note_text(r, lambda k, v: N((*_row_key(r), "note", k), _extra_value(v)[1],
-                                              _extra_value(v)[0]))
-        if text:
-            notes.append(f"{r['statement']} ({r['protocol']}): {text}")
-    return [f"* {n}" for n in dict.fromkeys(notes)]
+        if _note_in_table(r):
+            continue
+        plain = _note_text(r, lambda k, v: format_value(_extra_value(v)[1], _extra_value(v)[0]))
+        if plain:
+            groups.setdefault((r["protocol"], plain), []).append(r)
+    notes = []
+    for j, ((proto, _), rows) in enumerate(groups.items()):
+        first = rows[0]        # its numbers become the macros (the others' are the same)
+        text = _note_text(first, lambda k, v: N((*_row_key(first), "note", k),
+                                                _extra_value(v)[1], _extra_value(v)[0]))
+        statements = list(dict.fromkeys(r["statement"] for r in rows))
+        if len(statements) <= 3:
+            notes.append("; ".join(statements) + f" ({proto}): {text}")
+        else:
+            k = N((g["claim"].iloc[0], "notes", proto, "group", str(j)), len(statements), "count")
+            notes.append(f"{k} rows ({proto}): {text}")
+    return [f"* {n}" for n in notes]
 
 
 def claims_markdown(rep: Report, N: Numbers) -> str:
@@ -362,29 +396,53 @@ def _claim_specific(cid: str, rep: Report, N: Numbers, g: pd.DataFrame) -> list[
                 "effect. Mean rows: claimed effect = the paper's Table 1 difference for that "
                 "method.", ""]
     if cid == "C11":
-        lines = []
-        for p in dict.fromkeys(g["protocol"]):
-            gp = g[g["protocol"] == p]
-            for stat in ("mean", "std"):
-                sub = gp[gp["key"].str.endswith(stat)]
-                k = int(np.nansum(sub["paper_in_ci"].to_numpy(float)))
-                n = int(np.isfinite(sub["paper_in_ci"].to_numpy(float)).sum())
-                ok = int((sub["verdict"] == "supported").sum())
-                ci = (f"{LEVEL:.0%} t CI of the mean" if stat == "mean"
-                      else f"{LEVEL:.0%} chi-square CI of the std")
-                lines.append(f"* `{p}`: the paper's {stat} lies in our {ci} for "
-                             f"{N(('C11', p, stat, 'inci'), k, 'count')} of "
-                             f"{N(('C11', p, stat, 'n'), n, 'count')} variants; it lies within "
-                             f"the {REPLICATION_SEEDS}-seed replication distribution (verdict supported) for "
-                             f"{N(('C11', p, stat, 'ok'), ok, 'count')}.")
-        return lines + ["", "CIs: Student-t for the means, chi-square (normal theory, not robust to "
-                        "capped returns) for the stds.", ""]
+        return _c11_specific(g, N)
     if cid == "C12":
-        return ["Self-checks compare the paper's text with its own Table 1 (no data of ours); "
-                "the rows with a protocol say what our runs show about the same statements.", ""]
+        return ["Self-checks compare the paper's text with its own Table 1 (no data of ours): "
+                "each number it quotes, each percentage, and each comparison it makes between "
+                "Table 1's rows, re-derived from the table (`pgsom.claims.builders.self_check`; "
+                "the Table 1 numbers each rests on are in the Paper column). The rows with a protocol "
+                "say what our runs show about the same statements.", ""]
     if cid == "C13":
         return ["Only CartPole-v1 exists in this artifact: **not tested yet**.", ""]
     return []
+
+
+def _c11_specific(g: pd.DataFrame, N: Numbers) -> list[str]:
+    """C11's summary per protocol, counted from the rows: the pair rows (which decide), then
+    each number alone, inside our t / chi-square CI and inside our replication interval
+    [rep_low, rep_high] (closed; not the verdict, which is Holm-adjusted)."""
+    m = REPLICATION_SEEDS
+    lines = ["The paper's mean and std of a variant come from the same "
+             f"{m} runs, so they are tested together: the rows *jointly* (which decide) place "
+             f"the paper's (mean, std) in the {m}-seed replication distribution of our (mean, "
+             "std) pairs (`pgsom.stats.replication_pair_test`: Mahalanobis distance D from its "
+             "centre, p = the fraction of replicates at least as far), Holm over the variants. "
+             "The rows *alone* test each number by itself, as context.", ""]
+    for p in dict.fromkeys(g["protocol"]):
+        gp = g[g["protocol"] == p]
+        pairs = gp[gp["family"].astype(str).str.startswith("pairs")]
+        bad = int((pairs["verdict"] == "contradicted").sum())
+        lines.append(f"* `{p}`, jointly: the paper's pair is contradicted (p(Holm) < {ALPHA:g}) "
+                     f"for {N(('C11', p, 'pairs', 'bad'), bad, 'count')} of "
+                     f"{N(('C11', p, 'pairs', 'n'), len(pairs), 'count')} variants.")
+        for stat in ("mean", "std"):
+            sub = gp[gp["key"].str.endswith(f"-{stat}")]
+            in_ci = sub["paper_in_ci"].to_numpy(float)
+            lo, hi = sub["rep_low"].to_numpy(float), sub["rep_high"].to_numpy(float)
+            known = np.isfinite(lo) & np.isfinite(hi)
+            val = sub["paper_value"].to_numpy(float)
+            inside = int(((lo <= val) & (val <= hi) & known).sum())
+            ci = (f"{LEVEL:.0%} t CI of the mean" if stat == "mean"
+                  else f"{LEVEL:.0%} chi-square CI of the std")
+            lines.append(f"* `{p}`, alone: the paper's {stat} lies in our {ci} for "
+                         f"{N(('C11', p, stat, 'inci'), int(np.nansum(in_ci)), 'count')} of "
+                         f"{N(('C11', p, stat, 'n'), int(np.isfinite(in_ci).sum()), 'count')} variants, "
+                         f"and inside our {m}-seed {LEVEL:.0%} replication interval for "
+                         f"{N(('C11', p, stat, 'inrep'), inside, 'count')} of "
+                         f"{N(('C11', p, stat, 'nrep'), int(known.sum()), 'count')}.")
+    return lines + ["", "CIs: Student-t for the means, chi-square (normal theory, not robust to "
+                    "capped returns) for the stds.", ""]
 
 
 def _comparisons_md(rep: Report, N: Numbers) -> list[str]:

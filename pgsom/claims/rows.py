@@ -12,7 +12,8 @@ return or the episodes to a threshold:
   with a bootstrap CI, tested by the log-rank test (``test="logrank"``, censoring-aware) or
   by the bootstrap of the ratio (family ``episodes``);
 * :func:`number_row`: the paper's number against the
-  :data:`~pgsom.claims.rule.REPLICATION_SEEDS`-seed replication distribution of our runs.
+  :data:`~pgsom.claims.rule.REPLICATION_SEEDS`-seed replication distribution of our runs
+  (:func:`replication_caveat`: the note of a replication from as few runs as the paper's).
 
 Their p-values are raw; :func:`pgsom.claims.claim_rows` adjusts them (Holm) and
 :func:`pgsom.claims.rule.verdict` gives the verdicts.
@@ -33,7 +34,8 @@ from pgsom.claims.comparisons import (COMPARISONS, family_alpha, pair_key, paire
 from pgsom.claims.data import censored, finite, row_rng, sign, values
 from pgsom.claims.rule import LEVEL, MEDIUM_EFFECT, REPLICATION_SEEDS
 
-__all__ = ["Row", "slug", "mean_row", "spread_row", "episodes_row", "number_row", "frame"]
+__all__ = ["Row", "slug", "mean_row", "spread_row", "episodes_row", "number_row", "replication_caveat",
+           "frame"]
 
 
 @dataclass(frozen=True)
@@ -181,11 +183,26 @@ def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, c
                extras=extras)
 
 
+def replication_caveat(n: int, m: int = REPLICATION_SEEDS) -> tuple[str, dict]:
+    """The note (and its ``extras``) of a row whose ``m``-seed replication is drawn from only
+    ``n <= m`` runs of ours: a replicated sample's variance is on average
+    :func:`pgsom.stats.replication_variance_factor` (n) = ((n - 1)/n)^2 of our runs' (0.64
+    for n = 5), so the replication distribution is too narrow and its verdict not reliable.
+    ``("", {})`` for more runs than ``m`` or fewer than two (no replication at all)."""
+    if n > m or n < 2:
+        return "", {}
+    return ("replication from only {n_ours} runs of ours: a replicated sample's variance is on "
+            "average ((n−1)/n)² = {shrink} of our runs' variance, so the replication distribution "
+            "understates the spread and this verdict is not reliable",
+            {"n_ours": int(n), "shrink": ("ratio", stats.replication_variance_factor(n))})
+
+
 def number_row(claim, key, statement, p, x, paper_text, statistic, *, seed, n_boot,
                family, unit="return", note="", ci: stats.CI | None = None,
                extras: dict | None = None, budget: int | None = None) -> Row:
     """Number row: the paper's value vs the 5-seed replication distribution of
-    ``statistic`` ('mean', 'std' or 'km_median') of our runs ``x``."""
+    ``statistic`` ('mean', 'std' or 'km_median') of our runs ``x``; with no more runs than
+    the paper's, the note says the replication is not reliable (:func:`replication_caveat`)."""
     value = float(paper_text)
     if x is None:
         return Row(claim, key, statement, p, "number", paper_value=value, paper_text=paper_text,
@@ -203,6 +220,10 @@ def number_row(claim, key, statement, p, x, paper_text, statistic, *, seed, n_bo
         ci = stats.ci_t(x, LEVEL) if statistic == "mean" else stats.ci_std(x, LEVEL)
     in_ci = (float(ci.low <= value <= ci.high) if finite(ci.low) and finite(ci.high)
              else math.nan)
+    caveat, more = replication_caveat(rep.n)
+    if caveat and finite(rep.p_value):
+        note = (note + "; " if note else "") + caveat
+        extras = {**(extras or {}), **more}
     return Row(claim, key, statement, p, "number", paper_value=value, paper_text=paper_text,
                estimate=float(ci.estimate), ci_low=ci.low, ci_high=ci.high, unit=unit,
                test=f"{REPLICATION_SEEDS}-seed replication of the {statistic.replace('_', ' ')}",
