@@ -116,13 +116,15 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
         ((("paper/claims.md", "paper/claims.csv"),
           "the claims report: each claim of the paper (C1-C13) with the paper's number, ours "
           "with its CI per protocol, the test, the Holm-adjusted p-value and a verdict from one "
-          "stated rule"),
+          "stated rule, decided on the powered and the replication runs separately (a claim "
+          "whose two verdicts differ is inconclusive; claims.csv: both, pooled, stable)"),
          (("paper/numbers.tex",),
           "LaTeX macros for every number of the claims report that comes from our runs"),
          (("paper/comparisons.csv", "figures/fig4_effects.pdf", "figures/fig4_effects.png"),
           "the comparison family (stabilisers vs none, methods vs pg, Hessian vs adam / npg): "
-          "Welch with Holm, Hedges' g, P(A > B), Brown-Forsythe, seeds needed; Figure 4 draws "
-          "the differences with their CIs"),
+          "paired t on the shared seeds with Holm (Welch beside), Hedges' g, P(A > B), "
+          "Fligner-Killeen on the spreads, power and seeds needed at the Holm level; Figure 4 "
+          "draws the paired differences with their CIs"),
          (("paper/statistics_summary.csv",),
           "per protocol and variant: mean final return with t and bootstrap CIs, IQM, "
           "runs reaching 200 / 400 and Kaplan-Meier median episodes")),

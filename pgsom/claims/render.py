@@ -370,8 +370,8 @@ def _claim_specific(cid: str, rep: Report, N: Numbers, g: pd.DataFrame) -> list[
         return ["Spread = mean absolute deviation of the final returns from their median (the "
                 "deviations a test of spread ranks), ratio PG-SOM / baseline with a bootstrap CI; "
                 "test: Fligner–Killeen on the same deviations, rank-based, so it still measures "
-                "spread when most runs are tied at the cap of 500 (where the IQR is 0 "
-                "and Brown–Forsythe turns into a test of means). One scale for the test and the "
+                "spread when most runs are tied at the return cap (where the interquartile "
+                "range vanishes and Brown–Forsythe turns into a test of means). One scale for the test and the "
                 "effect; the sds are in `paper/comparisons.csv`.", ""]
     if cid == "C3" or cid == "C4" or cid == "C5" or cid == "C6":
         return ["The rows are the derivations notebook's verdict rows for this claim, in its "
