@@ -122,10 +122,13 @@ def test_statistics_notebook_writes_summary(tmp_path, cache):
     # (the full set of variants: tests/test_claims.py)
     paper, figures = tmp_path / "paper", tmp_path / "figures"
     execute("statistics", tmp_path, tiny(tmp_path, cache, n_boot=200, fpr_trials=200, fpr_variant="pg",
+                                         replication_seeds=2,
                                          paper_dir=str(paper), figures_dir=str(figures),
                                          derivations_csv=str(tmp_path / "absent.csv")))
     s = pd.read_csv(paper / "statistics_summary.csv")
-    assert len(s) == 2 * 3 and {"mean", "ci_t_low", "ci_boot_low", "iqm", "reached_200"} <= set(s.columns)
+    # paper, powered, replication and the pooled deciding samples, three variants each
+    assert list(dict.fromkeys(s["protocol"])) == ["paper", "powered", "replication", "pooled"]
+    assert len(s) == 4 * 3 and {"mean", "ci_t_low", "ci_boot_low", "iqm", "reached_200"} <= set(s.columns)
     _finite(s, ["n", "mean", "std", "ci_t_low", "ci_t_high", "iqm"])
     assert (s["ci_t_low"] <= s["mean"]).all() and (s["mean"] <= s["ci_t_high"]).all()
     c = pd.read_csv(paper / "claims.csv")
