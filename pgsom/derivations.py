@@ -21,7 +21,8 @@ advantages (the runner's default) are labelled extras.
 
 One function per check, each returning its detail as a tidy frame (columns in its docstring)
 and its rows of ``derivations.csv`` (:class:`Row`); figures by ``*_figure`` (one
-``*_panel(..., ax=None)`` per policy class). The checks, in the table's order:
+``*_panel(..., ax=None)`` per policy class), drawn in :func:`pgsom.plots.style` and saved by
+:func:`pgsom.plots.save_figure`. The checks, in the table's order:
 
 =====================  =========  ===================================================
 function               claim      what
@@ -32,7 +33,7 @@ function               claim      what
 :func:`c3_convergence` C3         error of the mean against N (slopes)
 :func:`c3_overall`     C3         the two overall verdicts
 :func:`c4_spectrum`    C4         signs and eigenvalues of grad^2 J and surrogate Hessians
-:func:`c5_ascent`      C5         cos(E[first update], grad J) per update rule
+:func:`c5_ascent`      C5         cos(E[first update], grad J) per update rule and eps
 :func:`c6_kernel`      C6         the score does not involve the transition kernel
 :func:`snr`            SNR        E[x]^2 / Var[x] of the single-episode estimates
 :func:`rk_reuse`       RK-reuse   bias of RK's re-scored second stage against alpha
@@ -49,7 +50,7 @@ the checks can run in any order, or again, and give the same numbers. No global 
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -62,26 +63,26 @@ import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from scipy import stats as sps
 
 from pgsom import exact_mdp as xm
-from pgsom import stats
+from pgsom import plots, stats
 from pgsom.config import AlgoConfig
 from pgsom.experiments import ParameterError, resolve_path, write_csv
-from pgsom.store import write_bytes_atomic
 
 __all__ = [
     "COLUMNS", "VERDICTS", "EXACT_TOL", "STREAMS", "POLICY_CLASSES", "BASELINES", "Case",
-    "EXACT_CASES", "MC_CASES", "ASCENT_RULES", "LIMIT_RULES", "CONVERGENCE_CASES",
-    "SPECTRUM_MATRICES", "SNR_ESTIMATES", "UNBIASED_FIGURE_CASES", "N_KERNEL_TRAJECTORIES",
-    "FIGURE_DPI", "Settings", "Parameters", "validate_parameters", "Problem", "make_problem",
+    "EXACT_CASES", "MC_CASES", "ASCENT_RULES", "PGSOM_RULE", "EPS_RULES", "BASELINE_RULES", "LIMIT_RULES",
+    "CONVERGENCE_CASES", "SPECTRUM_MATRICES", "SNR_ESTIMATES", "UNBIASED_FIGURE_CASES", "N_KERNEL_TRAJECTORIES",
+    "ASCENT_EVIDENCE", "Settings", "Parameters", "validate_parameters", "Problem", "make_problem",
     "stream", "Row", "row", "Check", "Truth", "Sample", "MonteCarlo", "Convergence", "Spectrum",
-    "Ascent", "truth", "convergence_sizes",
+    "Ascent", "AscentVerdict", "truth", "convergence_sizes", "ascent_evidence", "ascent_verdict", "eps_values",
     "setup_check", "c3_exact", "c3_monte_carlo", "c3_convergence", "c3_overall", "c4_spectrum",
-    "c5_ascent", "c6_kernel", "snr", "rk_reuse", "derivations_table", "write_table",
+    "c5_ascent", "c5_rows", "c6_kernel", "snr", "rk_reuse", "derivations_table", "write_table",
     "unbiased_panel", "unbiased_figure", "convergence_panel", "convergence_figure",
-    "spectrum_panel", "spectrum_figure", "ascent_panel", "ascent_figure", "snr_panel",
-    "snr_figure", "rk_reuse_panel", "rk_reuse_figure", "save_figure",
+    "spectrum_panel", "spectrum_figure", "ascent_panel", "ascent_figure", "ascent_eps_panel",
+    "ascent_eps_figure", "snr_panel", "snr_figure", "rk_reuse_panel", "rk_reuse_figure",
 ]
 
 COLUMNS = ("claim", "quantity", "value", "ci_low", "ci_high", "verdict")
@@ -102,9 +103,6 @@ POLICY_CLASSES = ("linear", "mlp")
 
 BASELINES = ("none", "fixed b_t")
 """No baseline, or the fixed time-indexed baseline :meth:`ExactMDP.grid_baseline` at theta."""
-
-FIGURE_DPI = 120
-"""PNG resolution of the derivations figures."""
 
 N_KERNEL_TRAJECTORIES = 5
 """Trajectories per policy class in the kernel check (C6)."""
@@ -167,6 +165,17 @@ ASCENT_RULES: tuple[tuple[str, AlgoConfig], ...] = (
 """Update rules whose first update :func:`c5_ascent` checks (gamma = 1, raw advantages, except
 the two ``[runner defaults]`` extras: standardised advantages, gamma = 0.99)."""
 
+PGSOM_RULE = "PG-SOM (hessian)"
+"""The rule of :data:`ASCENT_RULES` that C5's overall row is about."""
+
+EPS_RULES = ("adam", "PG-SOM (hessian)")
+"""Rules of :data:`ASCENT_RULES` whose first step divides by sqrt(v) + eps: the eps study of
+:func:`c5_ascent` (:func:`eps_values`)."""
+
+BASELINE_RULES = ("pg", "adam", "npg")
+"""Rules whose first-step verdicts C5's overall row gives beside PG-SOM's (``pg``: the
+reference, E[first step] = lr grad J exactly)."""
+
 LIMIT_RULES: tuple[tuple[str, AlgoConfig], ...] = (
     ("PG-SOM limit E[g]/sqrt(E[h^2])", AlgoConfig(method="hessian", **_UNB)),
     ("adam limit E[g]/sqrt(E[g^2])", AlgoConfig(method="adam", **_UNB)),
@@ -212,8 +221,10 @@ class Settings:
     """Thetas are the package's ``init_params`` times this (less uniform policies)."""
     n_mc: int = 20000
     """Monte Carlo episodes per unbiasedness check (C3, setup)."""
-    n_mc_ascent: int = 2000
-    """Monte Carlo episodes per (theta, rule) for the ascent check (C5)."""
+    n_mc_ascent: int = 20000
+    """Monte Carlo episodes per theta for the ascent check (C5; every rule on the same episodes)."""
+    ascent_eps: tuple[float, ...] = (1e-6, 1e-4, 1e-2, 1.0, 100.0)
+    """The eps study (C5): eps values besides each rule's own ``AlgoConfig.eps`` (adam, PG-SOM)."""
     rk_alphas: tuple[float, ...] = (0.002, 0.01, 0.05, 0.2, 1.0)
     """RK step sizes for the reuse-bias curve; the first is the one reported (0.002: paper)."""
     ci_level: float = 0.95
@@ -246,6 +257,10 @@ class Settings:
         for name in ("end_max", "theta_scale", "ci_level"):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "rk_alphas", tuple(float(a) for a in alphas))
+        eps = self.ascent_eps
+        if not (isinstance(eps, (list, tuple)) and eps and all(_is_real(x) and x > 0 for x in eps)):
+            fail("ascent_eps", "a non-empty list of finite numbers > 0")
+        object.__setattr__(self, "ascent_eps", tuple(float(x) for x in eps))
         S, A, T = self.n_states, self.n_actions, self.horizon
         n_traj = sum((S * A) ** length for length in range(1, T + 1))
         if n_traj > xm.MAX_TRAJECTORIES:
@@ -698,17 +713,126 @@ def c4_spectrum(problem: Problem) -> Spectrum:
 
 
 class Ascent(NamedTuple):
-    """:func:`c5_ascent`'s result: ``table`` (policy, theta, rule, exact_cos, mc_cos, ci_low,
-    ci_high), ``verdicts`` (policy, rule, verdict) and its rows."""
+    """:func:`c5_ascent`'s result.
+
+    ``table``: one row per (policy, theta, rule) of :data:`ASCENT_RULES` and :data:`LIMIT_RULES`
+    (columns policy, theta, rule, eps (the rule's ``AlgoConfig.eps``; NaN for a rule without
+    one), exact_cos, mc_cos, ci_low, ci_high, evidence (:func:`ascent_evidence`)); ``eps_table``:
+    the eps study, one row per (policy, theta, rule of :data:`EPS_RULES`, eps of
+    :func:`eps_values`), the same columns (the rule's own eps repeats its ``table`` row);
+    ``verdicts``: one row per (policy, rule): verdict, theta (the theta reported), evidence
+    (the count of thetas per evidence); ``eps_verdicts``: the same per (policy, rule, eps),
+    with ``default`` (the rule's own eps); ``level``: the Bonferroni-adjusted level of every
+    Monte Carlo interval; and the rows of ``derivations.csv``."""
 
     table: pd.DataFrame
+    eps_table: pd.DataFrame
     verdicts: pd.DataFrame
+    eps_verdicts: pd.DataFrame
+    level: float
     rows: tuple[Row, ...]
+
+
+ASCENT_EVIDENCE = {
+    # exact value and Monte Carlo interval
+    "exact and CI > 0": "+", "exact and CI < 0": "-", "exact > 0, CI includes 0": "?",
+    "exact < 0, CI includes 0": "?", "exact and CI disagree": "?", "exact = 0": "?",
+    # exact value only (LIMIT_RULES)
+    "exact > 0": "+", "exact < 0": "-",
+    # Monte Carlo interval only (Hutchinson)
+    "CI > 0": "+", "CI < 0": "-", "CI includes 0": "?",
+}
+"""What one theta's evidence can be (:func:`ascent_evidence`), in the order the rows count them,
+and what it decides: ``+`` an ascent direction there, ``-`` not one, ``?`` undecided."""
+
+
+def ascent_evidence(exact: float, mc: float, low: float, high: float) -> str:
+    """The evidence at one theta, a key of :data:`ASCENT_EVIDENCE`: ``exact`` is the enumerated
+    cos (NaN: none), ``mc`` the Monte Carlo mean (NaN: no Monte Carlo) with its interval
+    [``low``, ``high``]. A sign is decided only where every piece of evidence there is excludes
+    0 on the same side: the exact value and, where it exists, the whole interval."""
+    has_exact, has_mc = bool(np.isfinite(exact)), bool(np.isfinite(mc))
+    if not (has_exact or has_mc):
+        raise ValueError("ascent_evidence needs an exact value or a Monte Carlo interval")
+    ci = None if not has_mc else ">" if low > 0 else "<" if high < 0 else "0"
+    if not has_exact:
+        return {">": "CI > 0", "<": "CI < 0", "0": "CI includes 0"}[ci]
+    if exact == 0:
+        return "exact = 0"
+    e = ">" if exact > 0 else "<"
+    if ci is None:
+        return f"exact {e} 0"
+    if ci == "0":
+        return f"exact {e} 0, CI includes 0"
+    return f"exact and CI {e} 0" if ci == e else "exact and CI disagree"
+
+
+class AscentVerdict(NamedTuple):
+    """:func:`ascent_verdict`'s result: the verdict, the reported theta's row (value: its exact
+    cos, else its Monte Carlo mean; its interval), what the value is the minimum over
+    (``scope``), the evidence used (``source``: ``exact``, ``exact and Monte Carlo`` or
+    ``Monte Carlo``) and the count of thetas per evidence (``counts``)."""
+
+    verdict: str
+    theta: int
+    value: float
+    ci_low: float
+    ci_high: float
+    scope: str
+    source: str
+    counts: str
+
+
+def ascent_verdict(sub: pd.DataFrame) -> AscentVerdict:
+    """C5's rule for one (policy, rule) over its thetas (``sub``: rows with theta, exact_cos,
+    mc_cos, ci_low, ci_high; NaN exact_cos: Monte Carlo only, NaN mc_cos: exact only).
+
+    Each theta's evidence (:func:`ascent_evidence`) is ``+`` where the exact value is > 0 and,
+    where a Monte Carlo interval exists, the whole interval is > 0 (Monte Carlo only: the
+    interval > 0); ``-`` the same on the negative side; ``?`` otherwise (an interval that
+    includes 0, or exact and Monte Carlo on opposite sides). **contradicted** iff some theta is
+    ``-``; **supported** iff every theta is ``+``; else **inconclusive**. Reported: the minimum
+    over the ``-`` thetas when contradicted, over every theta otherwise."""
+    if sub.empty:
+        raise ValueError("ascent_verdict needs at least one theta")
+    ev = [ascent_evidence(r.exact_cos, r.mc_cos, r.ci_low, r.ci_high) for r in sub.itertuples()]
+    sign = np.array([ASCENT_EVIDENCE[x] for x in ev])
+    verdict = "contradicted" if (sign == "-").any() else "supported" if (sign == "+").all() else "inconclusive"
+    value = sub.exact_cos.where(sub.exact_cos.notna(), sub.mc_cos).to_numpy(float)
+    pool = np.flatnonzero(sign == "-") if verdict == "contradicted" else np.arange(len(sub))
+    k = pool[np.argmin(value[pool])]
+    n = len(sub)
+    negative = sorted({x for x, s in zip(ev, sign) if s == "-"}, key=list(ASCENT_EVIDENCE).index)
+    scope = (f"the {len(pool)} of {n} thetas with {' or '.join(negative)}" if verdict == "contradicted"
+             else f"{n} thetas")
+    has_exact, has_mc = bool(sub.exact_cos.notna().any()), bool(sub.mc_cos.notna().any())
+    source = "exact and Monte Carlo" if has_exact and has_mc else "exact" if has_exact else "Monte Carlo"
+    counts = ", ".join(f"{ev.count(x)} with {x}" for x in ASCENT_EVIDENCE if x in ev)
+    r = sub.iloc[k]
+    return AscentVerdict(verdict, int(r.theta), float(value[k]), float(r.ci_low), float(r.ci_high), scope,
+                         source, counts)
+
+
+def _aggregate(verdicts) -> str:
+    """A claim over policy classes: contradicted if any is, supported if all are, else inconclusive."""
+    verdicts = list(verdicts)
+    return ("contradicted" if "contradicted" in verdicts else
+            "supported" if verdicts and all(v == "supported" for v in verdicts) else "inconclusive")
+
+
+def eps_values(algo: AlgoConfig, settings: Settings) -> list[float]:
+    """The eps of the eps study for ``algo``: its own ``algo.eps`` and ``settings.ascent_eps``,
+    ascending, without repeats."""
+    return sorted({float(algo.eps), *settings.ascent_eps})
 
 
 def _second_stage(algo: AlgoConfig) -> str:
     # RK's fresh second stage has the conditional mean grad J(theta~) when the estimator is unbiased
     return "exact" if algo.method == "rk" and algo.rk_stage == "fresh" and algo.gamma == 1.0 else "sample"
+
+
+def _eps_label(eps: float, default: float) -> str:
+    return f"eps={eps:g}" + (" (default)" if eps == default else "")
 
 
 def c5_ascent(problem: Problem) -> Ascent:
@@ -720,16 +844,32 @@ def c5_ascent(problem: Problem) -> Ascent:
     grad J(theta~) as its second stage; not for Hutchinson), and by Monte Carlo over
     ``n_mc_ascent`` episodes, Delta theta . grad J / ||grad J|| divided by ||E[Delta theta]||
     (exact; Hutchinson: of the Monte Carlo mean), with a t interval Bonferroni-adjusted over
-    classes, thetas and rules. :data:`LIMIT_RULES`: the converged-moment direction
-    E[g] / sqrt(E[h^2]) (or E[g^2]), exact.
+    every Monte Carlo interval of C5 (classes x thetas x (rules + the eps study's extra rows)).
+    :data:`LIMIT_RULES`: the converged-moment direction E[g] / sqrt(E[h^2]) (or E[g^2]), exact.
 
-    Verdict per (class, rule), value the worst theta: with an exact value, supported iff it is
-    > 0 at every theta; Monte Carlo only, supported iff every interval is > 0, contradicted if
-    one is < 0, else inconclusive. Overall rows: PG-SOM (hessian)'s first step and its limit
-    direction are supported iff supported for every class (value: fraction of classes)."""
+    eps study: adam's and PG-SOM's first step is alpha g / (sqrt(v) + eps) with v from one
+    episode (g^2 or h^2), i.e. alpha g / (|g| + eps) or alpha g / (|h| + eps): sign-like where
+    |h| >> eps, and set by eps where |h| is tiny. For each rule of :data:`EPS_RULES` and each eps
+    of :func:`eps_values` (the rule's ``AlgoConfig.eps`` and ``ascent_eps``), the same check on the
+    same episodes. As eps grows the step tends to alpha g / eps, whose expectation is
+    alpha grad J / eps: cos -> pg's value (1). npg has no eps (its step is (F + lambda I)^-1 g).
+
+    Verdict per (class, rule), and per (class, rule, eps): :func:`ascent_verdict` (a sign is
+    decided at a theta only where the exact value and the whole Monte Carlo interval exclude 0
+    on the same side; contradicted iff some theta is decided negative, supported iff every
+    theta is decided positive, else inconclusive); each row names the evidence that decided.
+
+    Overall rows: PG-SOM (hessian)'s first step: contradicted iff contradicted for some class,
+    supported iff supported for every class, else inconclusive (value: fraction of classes
+    supported); the row's text also gives, computed, the verdicts of the baselines of
+    :data:`BASELINE_RULES` under the same test and PG-SOM's overall verdict at each eps of the
+    study, and whether it depends on eps. Its limit direction: the same aggregation (exact only)."""
     s = problem.settings
-    n_rules = len(ASCENT_RULES)
-    table = []
+    rules = dict(ASCENT_RULES)
+    study = [(rule, eps) for rule in EPS_RULES for eps in eps_values(rules[rule], s) if eps != rules[rule].eps]
+    m = len(problem.models) * s.n_thetas * (len(ASCENT_RULES) + len(study))
+    level = 1 - (1 - s.ci_level) / m
+    table, extra = [], []
     seeds = stream(s.seed, "ascent").spawn(len(problem.models) * s.n_thetas)
     for ci_name, (name, e) in enumerate(problem.models.items()):
         batch_all = e.episodes()
@@ -738,7 +878,8 @@ def c5_ascent(problem: Problem) -> Ascent:
             gJ = e.exact_grad(th)
             unit = gJ / gJ.norm()
             batch = e.sample_episodes(th, s.n_mc_ascent, rng)
-            for rule, algo in ASCENT_RULES:
+
+            def check(algo: AlgoConfig) -> dict:
                 sampled = xm.first_update(e, algo, th, batch, rng=rng, second_stage="sample")
                 proj = (sampled @ unit).numpy()
                 if algo.hessian_estimator == "hutchinson":
@@ -748,48 +889,118 @@ def c5_ascent(problem: Problem) -> Ascent:
                     mean_inc = e.expectation(inc, th)
                     norm = float(mean_inc.norm())
                     exact = float(mean_inc @ unit) / norm
-                ci = stats.ci_t(proj / norm, 1 - (1 - s.ci_level) / (len(problem.models) * s.n_thetas * n_rules))
-                table.append(dict(policy=name, theta=k, rule=rule, exact_cos=exact, mc_cos=ci.estimate,
-                                  ci_low=ci.low, ci_high=ci.high))
+                ci = stats.ci_t(proj / norm, level)
+                return dict(exact_cos=exact, mc_cos=ci.estimate, ci_low=ci.low, ci_high=ci.high)
+
+            for rule, algo in ASCENT_RULES:
+                eps = algo.eps if algo.method in ("adam", "hessian") else np.nan
+                table.append(dict(policy=name, theta=k, rule=rule, eps=eps, **check(algo)))
             for rule, algo in LIMIT_RULES:
                 step = xm.moment_limit_step(e, algo, th)
                 c = float(step @ unit / step.norm())
-                table.append(dict(policy=name, theta=k, rule=rule, exact_cos=c, mc_cos=np.nan, ci_low=c, ci_high=c))
+                table.append(dict(policy=name, theta=k, rule=rule, eps=algo.eps, exact_cos=c, mc_cos=np.nan,
+                                  ci_low=c, ci_high=c))
+            for rule, eps in study:  # no random draws: the same episodes as the rule's own row
+                extra.append(dict(policy=name, theta=k, rule=rule, eps=eps,
+                                  **check(dataclasses.replace(rules[rule], eps=eps))))
     asc = pd.DataFrame(table)
-    order = [r for r, _ in ASCENT_RULES + LIMIT_RULES]
-    verdicts, rows = [], []
-    for name in problem.models:
+    own = asc[asc.rule.isin(EPS_RULES)]
+    eps_table = (pd.concat([own, pd.DataFrame(extra, columns=asc.columns)], ignore_index=True)
+                 .sort_values(["policy", "rule", "eps", "theta"], key=_study_order, kind="stable")
+                 .reset_index(drop=True))
+    for df in (asc, eps_table):
+        df["evidence"] = [ascent_evidence(r.exact_cos, r.mc_cos, r.ci_low, r.ci_high) for r in df.itertuples()]
+    verdicts, eps_verdicts, rows = c5_rows(asc, eps_table, s, level)
+    return Ascent(asc, eps_table, verdicts, eps_verdicts, level, rows)
+
+
+def _study_order(col: pd.Series) -> pd.Series:
+    order = {"policy": list(POLICY_CLASSES), "rule": list(EPS_RULES)}.get(col.name)
+    return col.map({v: i for i, v in enumerate(order)}) if order else col
+
+
+def _source_text(v: AscentVerdict, n_mc: int) -> str:
+    mc = f"Monte Carlo N={n_mc}, Bonferroni CI"
+    return {"exact": "exact (enumeration)", "Monte Carlo": mc,
+            "exact and Monte Carlo": f"exact (enumeration) and {mc}"}[v.source]
+
+
+def _by_verdict(per_class: Mapping[str, str]) -> str:
+    """'contradicted (linear, mlp)' or 'contradicted (linear), inconclusive (mlp)'."""
+    groups: dict[str, list[str]] = {}
+    for name, v in per_class.items():
+        groups.setdefault(v, []).append(name)
+    return ", ".join(f"{v} ({', '.join(names)})" for v, names in groups.items())
+
+
+def c5_rows(table: pd.DataFrame, eps_table: pd.DataFrame, settings: Settings, level: float
+            ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Row, ...]]:
+    """C5's verdicts and rows from :func:`c5_ascent`'s tables (columns of :class:`Ascent`;
+    ``eps_table`` may be empty): one row per (policy, rule) by :func:`ascent_verdict`, then the
+    eps study's rows (each eps but the rule's own, whose row is the rule's), then the two
+    overall rows (see :func:`c5_ascent`). Returns (verdicts, eps_verdicts, rows)."""
+    s = settings
+    policies = list(dict.fromkeys(table.policy))
+    order = list(dict.fromkeys(table.rule))
+    verdicts, eps_verdicts, rows = [], [], []
+
+    def verdict_row(name: str, label: str, sub: pd.DataFrame) -> tuple[AscentVerdict, Row]:
+        v = ascent_verdict(sub)
+        what = "direction" if "limit" in label else "first update from a fresh state"
+        return v, row("C5", f"{name}, {label}: min over {v.scope} of cos(E[{what}], grad J) "
+                      f"[{_source_text(v, s.n_mc_ascent)}; thetas: {v.counts}]", v.value, v.ci_low, v.ci_high,
+                      v.verdict)
+
+    for name in policies:
         for rule in order:
-            sub = asc[(asc.policy == name) & (asc.rule == rule)]
-            if sub.exact_cos.notna().all():
-                worst = sub.loc[sub.exact_cos.idxmin()]
-                value = worst.exact_cos
-                verdict = "supported" if (sub.exact_cos > 0).all() else "contradicted"
-                src = (f"exact (enumeration); CI: Monte Carlo N={s.n_mc_ascent}, Bonferroni"
-                       if np.isfinite(worst.mc_cos) else "exact (enumeration)")
-            else:
-                worst = sub.loc[sub.mc_cos.idxmin()]
-                value = worst.mc_cos
-                verdict = ("supported" if (sub.ci_low > 0).all() else "contradicted" if (sub.ci_high < 0).any()
-                           else "inconclusive")
-                src = f"Monte Carlo N={s.n_mc_ascent}, Bonferroni CI"
-            verdicts.append(dict(policy=name, rule=rule, verdict=verdict))
-            what = "direction" if "limit" in rule else "first update from a fresh state"
-            rows.append(row("C5", f"{name}, {rule}: min over {s.n_thetas} thetas of cos(E[{what}], grad J) [{src}]",
-                            value, worst.ci_low, worst.ci_high, verdict))
-    v = pd.DataFrame(verdicts)
-    first = list(v.verdict[v.rule == "PG-SOM (hessian)"])
-    limit = list(v.verdict[v.rule == LIMIT_RULES[0][0]])
+            v, r = verdict_row(name, rule, table[(table.policy == name) & (table.rule == rule)])
+            verdicts.append(dict(policy=name, rule=rule, verdict=v.verdict, theta=v.theta, evidence=v.counts))
+            rows.append(r)
+    default = {rule: float(algo.eps) for rule, algo in ASCENT_RULES}
+    for name in policies:
+        for (rule, eps), sub in eps_table[eps_table.policy == name].groupby(["rule", "eps"], sort=False):
+            is_default = eps == default.get(rule)
+            v, r = verdict_row(name, f"{rule}, {_eps_label(eps, default.get(rule))} [eps study]", sub)
+            eps_verdicts.append(dict(policy=name, rule=rule, eps=eps, default=is_default, verdict=v.verdict,
+                                     theta=v.theta, evidence=v.counts))
+            if not is_default:
+                rows.append(r)
+    v = pd.DataFrame(verdicts, columns=["policy", "rule", "verdict", "theta", "evidence"])
+    ev = pd.DataFrame(eps_verdicts, columns=["policy", "rule", "eps", "default", "verdict", "theta", "evidence"])
+
+    def per_class(rule: str) -> dict[str, str]:
+        return dict(zip(v.policy[v.rule == rule], v.verdict[v.rule == rule]))
+
+    first = per_class(PGSOM_RULE)
+    baselines = {b: per_class(b) for b in BASELINE_RULES if b in order}
+    failing = [b for b, pc in baselines.items() if _aggregate(pc.values()) == "contradicted"]
+    note = ("; beside it, the same first-step test for the baselines: "
+            + "; ".join(f"{b} {_by_verdict(pc)}" for b, pc in baselines.items())
+            + f"; baselines that fail it (contradicted): {', '.join(failing) if failing else 'none'}")
+    pgsom_eps = ev[ev.rule == PGSOM_RULE]
+    if not pgsom_eps.empty:
+        by_eps = {eps: _aggregate(g.verdict) for eps, g in pgsom_eps.groupby("eps", sort=True)}
+        own = by_eps.get(default[PGSOM_RULE], _aggregate(first.values()))
+        differ = [eps for eps, x in by_eps.items() if x != own]
+        note += ("; eps study (PG-SOM's verdict at "
+                 + ", ".join(f"{_eps_label(eps, default[PGSOM_RULE])}: {x}" for eps, x in by_eps.items())
+                 + "): " + ("the verdict does not depend on eps over this range" if not differ else
+                            "the verdict depends on eps (it differs from the default's at "
+                            + ", ".join(f"eps={eps:g}" for eps in differ) + ")"))
+    limit = per_class(LIMIT_RULES[0][0])
+
+    def fraction(per: dict[str, str]) -> float:
+        return float(np.mean([x == "supported" for x in per.values()])) if per else math.nan
+
     rows += [
         row("C5", "overall: PG-SOM's update (first step from a fresh state, exact diag) is an ascent direction in "
-            "expectation at every theta tested (fraction of policy classes where it is)",
-            np.mean([x == "supported" for x in first]),
-            verdict="supported" if all(x == "supported" for x in first) else "contradicted"),
+            "expectation at every theta tested (fraction of policy classes where it is; a theta decides only where "
+            f"the exact value and the whole Monte Carlo interval exclude 0 on the same side{note})",
+            fraction(first), verdict=_aggregate(first.values())),
         row("C5", "overall: PG-SOM's converged-moment direction E[g]/sqrt(E[h^2]) is an ascent direction "
-            "(fraction of policy classes where it is)", np.mean([x == "supported" for x in limit]),
-            verdict="supported" if all(x == "supported" for x in limit) else "contradicted"),
+            "(fraction of policy classes where it is)", fraction(limit), verdict=_aggregate(limit.values())),
     ]
-    return Ascent(asc, v, tuple(rows))
+    return v, ev, tuple(rows)
 
 
 # --------------------------------------------------------------------------- C6
@@ -951,10 +1162,29 @@ def write_table(table: pd.DataFrame, path: str | Path) -> Path:
 
 
 # --------------------------------------------------------------------------- figures
+#
+# Drawn in the project's one style (pgsom.plots.style: every panel and figure is made inside it)
+# and saved by pgsom.plots.save_figure, which saves in that style too, so that tick labels
+# created while saving take the same fonts as those drawn.
 
 
 def _ax(ax: Axes | None, figsize=(5.5, 4.0)) -> Axes:
-    return plt.figure(figsize=figsize).add_subplot() if ax is None else ax
+    if ax is not None:
+        return ax
+    with plots.style():
+        return plt.figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def _figure(nrows: int, ncols: int, figsize, **kw) -> tuple[Figure, np.ndarray]:
+    """A figure of ``nrows`` x ``ncols`` axes (a 2-d array) in :func:`pgsom.plots.style`, constrained layout."""
+    with plots.style():
+        return plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", squeeze=False, **kw)
+
+
+def _no_minor_labels(ax: Axes) -> None:
+    """No labels on a log axis's minor ticks (over less than a decade they crowd the major ones)."""
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def _detach(fig: Figure) -> Figure:
@@ -972,33 +1202,37 @@ def unbiased_panel(mc: MonteCarlo, policy: str, case: str, ax: Axes | None = Non
     """Per coordinate, the Monte Carlo mean of ``case`` with its (Bonferroni) t interval against
     the exact value, both baselines; on the diagonal = unbiased."""
     ax = _ax(ax)
-    lo, hi = np.inf, -np.inf
-    for bname, marker in zip(BASELINES, ("o", "s")):
-        x, target = mc.samples[(policy, bname, case)]
-        ci = stats.ci_t(x, mc.level)
-        ax.errorbar(target, ci.estimate, yerr=[ci.estimate - ci.low, ci.high - ci.estimate], fmt=marker,
-                    ms=4, alpha=0.8, label=f"baseline {bname}")
-        lo, hi = min(lo, target.min(), ci.estimate.min()), max(hi, target.max(), ci.estimate.max())
-    lim = [lo, hi]
-    ax.plot(lim, lim, "k-", lw=0.8)
-    ax.set_title(f"{policy}: {case}", fontsize=9)
-    ax.set_xlabel("exact (autograd)")
-    ax.set_ylabel("Monte Carlo mean")
-    if legend:
-        ax.legend(fontsize=8)
+    with plots.style():
+        lo, hi = np.inf, -np.inf
+        for bname, marker in zip(BASELINES, ("o", "s")):
+            x, target = mc.samples[(policy, bname, case)]
+            ci = stats.ci_t(x, mc.level)
+            ax.errorbar(target, ci.estimate, yerr=[ci.estimate - ci.low, ci.high - ci.estimate], fmt=marker,
+                        ms=3.5, alpha=0.8, elinewidth=1, label=f"baseline {bname}")
+            lo, hi = min(lo, target.min(), ci.estimate.min()), max(hi, target.max(), ci.estimate.max())
+        lim = [lo, hi]
+        ax.plot(lim, lim, "k-", lw=0.8, label="unbiased")
+        ax.set_title(f"{policy}: {case}", fontsize=9)
+        ax.set_xlabel("exact (autograd)")
+        ax.set_ylabel("Monte Carlo mean")
+        ax.locator_params(nbins=5)
+        if legend:
+            ax.legend()
     return ax
 
 
 def unbiased_figure(mc: MonteCarlo) -> Figure:
     """One :func:`unbiased_panel` per policy class (rows) and case of :data:`UNBIASED_FIGURE_CASES`."""
     policies = list(dict.fromkeys(k[0] for k in mc.samples))
-    fig, axes = plt.subplots(len(policies), len(UNBIASED_FIGURE_CASES), figsize=(15, 7), squeeze=False)
+    fig, axes = _figure(len(policies), len(UNBIASED_FIGURE_CASES), (13, 6.4))
     for i, name in enumerate(policies):
         for j, case in enumerate(UNBIASED_FIGURE_CASES):
             unbiased_panel(mc, name, case, axes[i, j], legend=False)
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle(f"Per-coordinate Monte Carlo mean vs exact value (N={mc.n}, Bonferroni CIs); on the line = unbiased")
-    fig.tight_layout()
+    with plots.style():
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
+        fig.suptitle(f"Per-coordinate Monte Carlo mean vs exact value (N={mc.n}, Bonferroni CIs); "
+                     "on the line = unbiased")
     return _detach(fig)
 
 
@@ -1006,57 +1240,62 @@ def convergence_panel(conv: Convergence, policy: str, ax: Axes | None = None) ->
     """RMS relative error of the mean against N for one class, log-log, each case with its fitted
     slope in the legend and the exact curve dashed."""
     ax = _ax(ax)
-    for case, _ in CONVERGENCE_CASES:
-        t = conv.table[(conv.table.policy == policy) & (conv.table.case == case)]
-        slope = conv.fits[(conv.fits.policy == policy) & (conv.fits.case == case)].slope.iloc[0]
-        sizes = t.n.to_numpy()
-        line, = ax.loglog(sizes, t.rms_rel_error.to_numpy(), "o-", label=f"{case}: slope {slope:.2f}")
-        ax.loglog(sizes, t.theory.to_numpy(), "--", color=line.get_color(), lw=1)
-    ax.set_title(f"{policy} policy")
-    ax.set_xlabel("episodes N")
-    ax.set_ylabel("RMS relative error of the mean")
-    ax.legend(fontsize=8)
+    with plots.style():
+        for case, _ in CONVERGENCE_CASES:
+            t = conv.table[(conv.table.policy == policy) & (conv.table.case == case)]
+            slope = conv.fits[(conv.fits.policy == policy) & (conv.fits.case == case)].slope.iloc[0]
+            sizes = t.n.to_numpy()
+            line, = ax.loglog(sizes, t.rms_rel_error.to_numpy(), "o-", ms=4, label=f"{case}: slope {slope:.2f}")
+            ax.loglog(sizes, t.theory.to_numpy(), "--", color=line.get_color(), lw=1)
+        ax.set_title(f"{policy} policy (dashed: exact, from the enumeration)")
+        _no_minor_labels(ax)
+        ax.set_xlabel("episodes N")
+        ax.set_ylabel("RMS relative error of the mean")
+        ax.legend()
     return ax
 
 
 def convergence_figure(conv: Convergence) -> Figure:
     """One :func:`convergence_panel` per policy class."""
     policies = list(dict.fromkeys(conv.table.policy))
-    fig, axes = plt.subplots(1, len(policies), figsize=(11, 4), squeeze=False)
+    fig, axes = _figure(1, len(policies), (10, 3.8))
     for ax, name in zip(axes[0], policies):
         convergence_panel(conv, name, ax)
-    fig.tight_layout()
     return _detach(fig)
 
 
-def spectrum_panel(spec: Spectrum, policy: str, ax: Axes | None = None) -> Axes:
+def spectrum_panel(spec: Spectrum, policy: str, ax: Axes | None = None, *, legend: bool = True) -> Axes:
     """Every eigenvalue of each matrix of :data:`SPECTRUM_MATRICES` at each theta (symlog axis)."""
     ax = _ax(ax)
-    n_thetas = int(spec.table.theta.max()) + 1
-    for j, kind in enumerate(spec.table.matrix.unique()):
-        sub = spec.table[(spec.table.policy == policy) & (spec.table.matrix == kind)]
-        for theta in sub.theta:
-            w = spec.eigenvalues
-            eigs = w[(w.policy == policy) & (w.matrix == kind) & (w.theta == theta)].eigenvalue.to_numpy()
-            ax.scatter(np.full(len(eigs), theta + 0.25 * (j - 1)), eigs, s=10, color=f"C{j}",
-                       label=kind if theta == 0 else None)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xticks(range(n_thetas))
-    ax.set_xlabel("theta index")
-    ax.set_ylabel("eigenvalue")
-    ax.set_title(f"{policy} policy ({'exponential family' if policy == 'linear' else 'not exponential family'})")
-    ax.legend(fontsize=7)
+    with plots.style():
+        n_thetas = int(spec.table.theta.max()) + 1
+        for j, kind in enumerate(spec.table.matrix.unique()):
+            sub = spec.table[(spec.table.policy == policy) & (spec.table.matrix == kind)]
+            for theta in sub.theta:
+                w = spec.eigenvalues
+                eigs = w[(w.policy == policy) & (w.matrix == kind) & (w.theta == theta)].eigenvalue.to_numpy()
+                ax.scatter(np.full(len(eigs), theta + 0.25 * (j - 1)), eigs, s=10, color=f"C{j}",
+                           label=kind if theta == 0 else None)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_yscale("symlog", linthresh=1e-3)
+        ax.set_xticks(range(n_thetas))
+        ax.set_xlabel("theta index")
+        ax.set_ylabel("eigenvalue")
+        ax.set_title(f"{policy} policy ({'exponential family' if policy == 'linear' else 'not exponential family'})")
+        if legend:
+            ax.legend(fontsize=7)
     return ax
 
 
 def spectrum_figure(spec: Spectrum) -> Figure:
-    """One :func:`spectrum_panel` per policy class."""
+    """One :func:`spectrum_panel` per policy class, one legend below."""
     policies = list(dict.fromkeys(spec.table.policy))
-    fig, axes = plt.subplots(1, len(policies), figsize=(12, 4), sharey=False, squeeze=False)
+    fig, axes = _figure(1, len(policies), (11, 4.2))
     for ax, name in zip(axes[0], policies):
-        spectrum_panel(spec, name, ax)
-    fig.tight_layout()
+        spectrum_panel(spec, name, ax, legend=False)
+    with plots.style():
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
     return _detach(fig)
 
 
@@ -1064,105 +1303,159 @@ def _ascent_order() -> list[str]:
     return [r for r, _ in ASCENT_RULES + LIMIT_RULES]
 
 
+def _decided(evidence) -> np.ndarray:
+    return np.array([ASCENT_EVIDENCE[x] != "?" for x in evidence], dtype=bool)
+
+
+def _ascent_points(ax: Axes, x, s: pd.DataFrame, color, label: str | None) -> None:
+    """Monte Carlo means with their intervals at ``x``: filled where the theta's sign is decided
+    (:func:`ascent_evidence`), open where it is not."""
+    has_mc = s.mc_cos.notna().to_numpy()
+    decided = _decided(s.evidence)
+    for keep, face, lab in ((has_mc & decided, color, label), (has_mc & ~decided, "white", None)):
+        if keep.any():
+            ax.errorbar(x[keep], s.mc_cos[keep], yerr=[(s.mc_cos - s.ci_low)[keep], (s.ci_high - s.mc_cos)[keep]],
+                        fmt="o", ms=3.5, color=color, mfc=face, elinewidth=1, label=lab)
+
+
 def ascent_panel(asc: Ascent, policy: str, ax: Axes | None = None, *, xticklabels: bool = True) -> Axes:
     """cos(E[update], grad J) per rule (x) and theta (colour): exact (bars) and Monte Carlo with
-    its interval (points); > 0 is an ascent direction in expectation."""
-    ax = _ax(ax, figsize=(13, 3.5))
-    order = _ascent_order()
-    sub = asc.table[asc.table.policy == policy]
-    n_thetas = int(sub.theta.max()) + 1
-    for k in range(n_thetas):
-        s = sub[sub.theta == k].set_index("rule").loc[order]
-        x = np.arange(len(order)) + 0.15 * (k - (n_thetas - 1) / 2)
-        has_mc = s.mc_cos.notna().to_numpy()
-        ax.errorbar(x[has_mc], s.mc_cos[has_mc], yerr=[(s.mc_cos - s.ci_low)[has_mc], (s.ci_high - s.mc_cos)[has_mc]],
-                    fmt="o", ms=3, color=f"C{k}", label=f"theta {k}: Monte Carlo (CI)")
-        ax.scatter(x, s.exact_cos, marker="_", s=120, color=f"C{k}", label=f"theta {k}: exact" if k == 0 else None)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_ylim(-1.05, 1.05)
-    ax.set_ylabel("cos(E[update], grad J)")
-    ax.set_title(f"{policy} policy: > 0 is an ascent direction in expectation")
-    if xticklabels:
+    its interval (points: filled where the theta's sign is decided, exact and interval on the
+    same side of 0; open where not); > 0 is an ascent direction in expectation."""
+    ax = _ax(ax, figsize=(12, 3.6))
+    with plots.style():
+        order = _ascent_order()
+        sub = asc.table[asc.table.policy == policy]
+        n_thetas = int(sub.theta.max()) + 1
+        for k in range(n_thetas):
+            s = sub[sub.theta == k].set_index("rule").loc[order]
+            x = np.arange(len(order)) + 0.15 * (k - (n_thetas - 1) / 2)
+            _ascent_points(ax, x, s, f"C{k}", f"theta {k}: Monte Carlo (CI)")
+            ax.scatter(x, s.exact_cos, marker="_", s=120, color=f"C{k}", label=f"theta {k}: exact")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_ylabel("cos(E[update], grad J)")
+        ax.set_title(f"{policy} policy: > 0 is an ascent direction in expectation (open: sign not decided)")
         ax.set_xticks(np.arange(len(order)))
-        ax.set_xticklabels(order, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="x", visible=False)
+        if xticklabels:
+            ax.set_xticklabels(order, rotation=30, ha="right", rotation_mode="anchor")
+        else:
+            ax.tick_params(labelbottom=False)
     return ax
 
 
 def ascent_figure(asc: Ascent) -> Figure:
-    """One :func:`ascent_panel` per policy class, stacked, rule names on the bottom one."""
+    """One :func:`ascent_panel` per policy class, stacked, rule names on the bottom one, the
+    legend below."""
     policies = list(dict.fromkeys(asc.table.policy))
-    order = _ascent_order()
-    fig, axes = plt.subplots(len(policies), 1, figsize=(13, 7), sharex=True, squeeze=False)
+    fig, axes = _figure(len(policies), 1, (12, 7.2), sharex=True)
     axes = axes[:, 0]
-    for ax, name in zip(axes, policies):
-        ascent_panel(asc, name, ax, xticklabels=False)
-    axes[0].legend(fontsize=7, ncol=3)
-    axes[-1].set_xticks(np.arange(len(order)))
-    axes[-1].set_xticklabels(order, rotation=30, ha="right", fontsize=8)
-    fig.tight_layout()
+    for i, (ax, name) in enumerate(zip(axes, policies)):
+        ascent_panel(asc, name, ax, xticklabels=i == len(axes) - 1)
+    with plots.style():
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=(len(labels) + 1) // 2)
+    return _detach(fig)
+
+
+def ascent_eps_panel(asc: Ascent, policy: str, rule: str, ax: Axes | None = None, *,
+                     legend: bool = True) -> Axes:
+    """The eps study for one class and rule of :data:`EPS_RULES`: cos(E[first step], grad J)
+    against eps (log axis), one colour per theta: exact (line) and Monte Carlo with its interval
+    (points, filled where the theta's sign is decided); dotted: pg's exact value at each theta (the
+    large-eps limit); dashed: the rule's own eps."""
+    ax = _ax(ax)
+    with plots.style():
+        sub = asc.eps_table[(asc.eps_table.policy == policy) & (asc.eps_table.rule == rule)]
+        pg = asc.table[(asc.table.policy == policy) & (asc.table.rule == "pg")].set_index("theta").exact_cos
+        thetas = sorted(sub.theta.unique())
+        for k in thetas:
+            s = sub[sub.theta == k].sort_values("eps")
+            eps = s.eps.to_numpy()
+            ax.plot(eps, s.exact_cos, "-", marker="_", ms=10, color=f"C{k}", label=f"theta {k}: exact")
+            _ascent_points(ax, eps * 10 ** (0.06 * (k - (len(thetas) - 1) / 2)), s, f"C{k}",
+                           f"theta {k}: Monte Carlo (CI)")
+            if k in pg.index:
+                ax.axhline(pg[k], color="0.4", lw=0.9, ls=":", label="pg (the large-eps limit)" if k == thetas[0] else None)
+        ax.axvline(dict(ASCENT_RULES)[rule].eps, color="0.5", lw=0.8, ls="--", label="the rule's own eps")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_ylim(-1.05, 1.05)
+        ax.set_xlabel("eps")
+        ax.set_ylabel("cos(E[first step], grad J)")
+        ax.set_title(f"{policy} policy: {rule}")
+        if legend:
+            ax.legend(fontsize=7, ncol=2)
+    return ax
+
+
+def ascent_eps_figure(asc: Ascent) -> Figure:
+    """One :func:`ascent_eps_panel` per rule of :data:`EPS_RULES` (rows) and policy class
+    (columns), one legend below."""
+    policies = list(dict.fromkeys(asc.eps_table.policy))
+    rules = [r for r in EPS_RULES if (asc.eps_table.rule == r).any()]
+    fig, axes = _figure(len(rules), len(policies), (10, 3.2 * len(rules) + 0.8), sharex=True, sharey=True)
+    for i, rule in enumerate(rules):
+        for j, name in enumerate(policies):
+            ascent_eps_panel(asc, name, rule, axes[i, j], legend=False)
+    with plots.style():
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=(len(labels) + 1) // 2)
     return _detach(fig)
 
 
 def snr_panel(check: Check, policy: str, ax: Axes | None = None) -> Axes:
     """Box plot of log10 SNR (all coordinates and thetas) per estimate, for one class (:func:`snr`)."""
     ax = _ax(ax)
-    df = check.table
-    sub = df[df.policy == policy]
-    labels = list(sub.estimate.unique())
-    ax.boxplot([np.log10(sub[sub.estimate == l].snr) for l in labels], tick_labels=labels)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_title(f"{policy} policy ({int(sub.theta.max()) + 1} thetas, all coordinates)")
-    ax.set_ylabel("log10 E[x]^2 / Var[x] (single episode)")
+    with plots.style():
+        df = check.table
+        sub = df[df.policy == policy]
+        labels = list(sub.estimate.unique())
+        ax.boxplot([np.log10(sub[sub.estimate == l].snr) for l in labels], tick_labels=labels)
+        ax.axhline(0, color="k", lw=0.8)
+        ax.grid(axis="x", visible=False)
+        ax.set_title(f"{policy} policy ({int(sub.theta.max()) + 1} thetas, all coordinates)")
+        ax.set_ylabel("log10 E[x]^2 / Var[x] (single episode)")
     return ax
 
 
 def snr_figure(check: Check) -> Figure:
     """One :func:`snr_panel` per policy class, shared y axis."""
     policies = list(dict.fromkeys(check.table.policy))
-    fig, axes = plt.subplots(1, len(policies), figsize=(11, 4), sharey=True, squeeze=False)
+    fig, axes = _figure(1, len(policies), (10, 3.8), sharey=True)
     for ax, name in zip(axes[0], policies):
         snr_panel(check, name, ax)
-    fig.tight_layout()
     return _detach(fig)
 
 
 def rk_reuse_panel(check: Check, policy: str, ax: Axes | None = None, *, legend: bool = True) -> Axes:
     """Reuse bias and RK correction against alpha (log-log), one colour per theta (:func:`rk_reuse`)."""
     ax = _ax(ax)
-    df = check.table
-    for k in range(int(df.theta.max()) + 1):
-        s = df[(df.policy == policy) & (df.theta == k)]
-        ax.loglog(s.alpha, s.reuse_bias, "o-", color=f"C{k}", label=f"theta {k}: reuse bias")
-        ax.loglog(s.alpha, s.rk_correction, "x:", color=f"C{k}", label=f"theta {k}: RK correction")
-    ax.set_xlabel("alpha")
-    ax.set_ylabel("relative to |grad J(theta)|")
-    ax.set_title(f"{policy} policy")
-    if legend:
-        ax.legend(fontsize=7)
+    with plots.style():
+        df = check.table
+        for k in range(int(df.theta.max()) + 1):
+            s = df[(df.policy == policy) & (df.theta == k)]
+            ax.loglog(s.alpha, s.reuse_bias, "o-", ms=4, color=f"C{k}", label=f"theta {k}: reuse bias")
+            ax.loglog(s.alpha, s.rk_correction, "x:", color=f"C{k}", label=f"theta {k}: RK correction")
+        _no_minor_labels(ax)
+        alphas = sorted(df.alpha.unique())
+        ax.set_xticks(alphas, [f"{a:g}" for a in alphas])
+        ax.set_xlabel("alpha")
+        ax.set_ylabel("relative to |grad J(theta)|")
+        ax.set_title(f"{policy} policy")
+        if legend:
+            ax.legend(fontsize=7)
     return ax
 
 
 def rk_reuse_figure(check: Check) -> Figure:
-    """One :func:`rk_reuse_panel` per policy class, shared y axis, the legend on the last."""
+    """One :func:`rk_reuse_panel` per policy class, shared y axis, one legend beside them."""
     policies = list(dict.fromkeys(check.table.policy))
-    fig, axes = plt.subplots(1, len(policies), figsize=(11, 4), sharey=True, squeeze=False)
+    fig, axes = _figure(1, len(policies), (11, 3.8), sharey=True)
     for ax, name in zip(axes[0], policies):
         rk_reuse_panel(check, name, ax, legend=False)
-    axes[0, -1].legend(fontsize=7)
-    fig.tight_layout()
+    with plots.style():
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right center", fontsize=7)
     return _detach(fig)
-
-
-def save_figure(fig: Figure, stem: str | Path, *, dpi: int = FIGURE_DPI) -> list[Path]:
-    """Save ``fig`` as ``stem.png`` (``dpi``) and ``stem.pdf`` (no CreationDate), cropped to
-    what is drawn (``bbox_inches="tight"``), atomically; return the paths.
-
-    Not :func:`pgsom.plots.save_figure`: that one saves under :func:`pgsom.plots.style`, made for
-    figures drawn in that style; these are drawn in matplotlib's defaults (ticks created while
-    saving would take the other style's font size) and keep the bytes they had."""
-    stem, paths = Path(stem), []
-    for fmt, kw in (("png", {"dpi": dpi}), ("pdf", {"metadata": {"CreationDate": None}})):
-        buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, bbox_inches="tight", **kw)
-        paths.append(write_bytes_atomic(stem.with_name(f"{stem.name}.{fmt}"), buf.getvalue()))
-    return paths

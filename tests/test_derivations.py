@@ -26,6 +26,8 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from pgsom import derivations as dv  # noqa: E402
 from pgsom import exact_mdp as xm  # noqa: E402
+from pgsom import plots  # noqa: E402
+from pgsom.config import AlgoConfig  # noqa: E402
 from pgsom.experiments import ParameterError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +112,9 @@ def test_notebook_validates_every_parameter_and_holds_no_logic():
     ({"rk_alphas": []}, "rk_alphas must be a non-empty list"),
     ({"rk_alphas": [0.002, 0.5]}, "at least two distinct values <= 0.05"),
     ({"rk_alphas": [0.002, -0.01]}, "rk_alphas must be"),
+    ({"ascent_eps": []}, "ascent_eps must be a non-empty list of finite numbers > 0, got []"),
+    ({"ascent_eps": [1e-4, 0.0]}, "ascent_eps must be a non-empty list of finite numbers > 0"),
+    ({"ascent_eps": 1e-4}, "ascent_eps must be a non-empty list"),
     ({"n_states": 10, "horizon": 6}, "trajectories to enumerate"),
 ])
 def test_bad_settings_raise_a_parameter_error_naming_them(bad, message):
@@ -319,8 +324,21 @@ def test_c4_spectrum_against_torch_func_and_the_softmax_null_space(problem):
     assert [r.verdict for r in spec.rows if r.quantity.startswith(key)] == ["supported", "contradicted"]
 
 
-def test_c5_ascent_pg_is_the_gradient_and_verdicts_follow_the_rule(problem):
-    asc = dv.c5_ascent(problem)
+@pytest.fixture(scope="module")
+def ascent(problem):
+    return dv.c5_ascent(problem)
+
+
+def _by_hand(exact, mc, low, high):
+    """C5's rule for one theta, written out: the sign counts only where every piece of evidence
+    there is excludes 0 on the same side."""
+    evidence = [x for x in (exact, low if np.isfinite(mc) else np.nan) if np.isfinite(x)]
+    highs = [x for x in (exact, high if np.isfinite(mc) else np.nan) if np.isfinite(x)]
+    return "+" if min(evidence) > 0 else "-" if max(highs) < 0 else "?"
+
+
+def test_c5_ascent_pg_is_the_gradient_and_verdicts_follow_the_rule(problem, ascent):
+    asc = ascent
     t = asc.table
     order = [r for r, _ in dv.ASCENT_RULES + dv.LIMIT_RULES]
     assert list(t.rule.unique()) == order and len(t) == 2 * SETTINGS.n_thetas * len(order)
@@ -330,15 +348,156 @@ def test_c5_ascent_pg_is_the_gradient_and_verdicts_follow_the_rule(problem):
     assert (t[t.rule.str.contains("limit")].exact_cos > 0).all()  # a positive diagonal rescaling of grad J
     for r in asc.verdicts.itertuples():
         s = t[(t.policy == r.policy) & (t.rule == r.rule)]
-        if s.exact_cos.notna().all():
-            assert r.verdict == ("supported" if (s.exact_cos > 0).all() else "contradicted")
-        else:
-            assert r.verdict == ("supported" if (s.ci_low > 0).all() else
-                                 "contradicted" if (s.ci_high < 0).any() else "inconclusive")
-    first = asc.verdicts[asc.verdicts.rule == "PG-SOM (hessian)"].verdict
+        signs = [_by_hand(x.exact_cos, x.mc_cos, x.ci_low, x.ci_high) for x in s.itertuples()]
+        assert r.verdict == ("contradicted" if "-" in signs else "supported" if set(signs) == {"+"}
+                             else "inconclusive"), (r, signs)
+    # one Bonferroni family: every Monte Carlo interval of C5, the eps study's included
+    n_study = sum(len(dv.eps_values(a, SETTINGS)) - 1 for r, a in dv.ASCENT_RULES if r in dv.EPS_RULES)
+    assert asc.level == 1 - 0.05 / (2 * SETTINGS.n_thetas * (len(dv.ASCENT_RULES) + n_study))
+    first = asc.verdicts[asc.verdicts.rule == dv.PGSOM_RULE].verdict
     overall = asc.rows[-2]
     assert overall.quantity.startswith("overall:") and overall.value == float(np.mean(first == "supported"))
-    assert overall.verdict == ("supported" if (first == "supported").all() else "contradicted")
+    assert overall.verdict == ("contradicted" if (first == "contradicted").any() else
+                               "supported" if (first == "supported").all() else "inconclusive")
+
+
+def _table(rows):
+    return pd.DataFrame(rows, columns=["policy", "theta", "rule", "exact_cos", "mc_cos", "ci_low", "ci_high"])
+
+
+def test_c5_exact_negative_with_an_interval_including_zero_is_not_contradicted():
+    """The audit's case: the exact cos is < 0 at a theta but its Monte Carlo interval includes 0;
+    the old rule (exact value alone) called it contradicted."""
+    sub = _table([("linear", 0, "r", -0.11, -0.09, -0.22, 0.05), ("linear", 1, "r", 0.7, 0.8, 0.4, 1.2)])
+    v = dv.ascent_verdict(sub)
+    assert v.verdict == "inconclusive" and v.source == "exact and Monte Carlo"
+    assert (v.theta, v.value, v.ci_low, v.ci_high) == (0, -0.11, -0.22, 0.05)  # the worst theta
+    assert v.counts == "1 with exact and CI > 0, 1 with exact < 0, CI includes 0" and v.scope == "2 thetas"
+    # exact and Monte Carlo on opposite sides: undecided too
+    assert dv.ascent_verdict(_table([("mlp", 0, "r", -0.3, 0.5, 0.2, 0.8)])).verdict == "inconclusive"
+    assert dv.ascent_evidence(-0.3, 0.5, 0.2, 0.8) == "exact and CI disagree"
+    # both below 0 at one theta: contradicted, reported over the thetas that decided it
+    sub = _table([("linear", 0, "r", -0.5, -0.4, -0.6, -0.2), ("linear", 1, "r", -0.9, -0.5, -2.0, 1.0),
+                  ("linear", 2, "r", 0.9, 0.9, 0.5, 1.3)])
+    v = dv.ascent_verdict(sub)
+    assert (v.verdict, v.theta, v.value) == ("contradicted", 0, -0.5)  # not theta 1: its interval includes 0
+    assert v.scope == "the 1 of 3 thetas with exact and CI < 0"
+    # supported needs every theta decided positive
+    assert dv.ascent_verdict(_table([("mlp", 0, "r", 0.9, 1.0, 0.1, 1.9)])).verdict == "supported"
+    assert dv.ascent_verdict(_table([("mlp", 0, "r", 0.9, 1.0, -0.1, 2.1)])).verdict == "inconclusive"
+    # Monte Carlo only (Hutchinson) and exact only (the limit rows)
+    nan = float("nan")
+    assert dv.ascent_verdict(_table([("mlp", 0, "r", nan, -0.4, -0.7, -0.1)])).verdict == "contradicted"
+    assert dv.ascent_verdict(_table([("mlp", 0, "r", nan, -0.4, -0.7, 0.1)])).verdict == "inconclusive"
+    v = dv.ascent_verdict(_table([("mlp", 0, "r", -0.2, nan, -0.2, -0.2)]))
+    assert (v.verdict, v.source, v.counts) == ("contradicted", "exact", "1 with exact < 0")
+    with pytest.raises(ValueError, match="needs an exact value or a Monte Carlo interval"):
+        dv.ascent_evidence(nan, nan, nan, nan)
+
+
+def test_c5_rows_say_which_evidence_decided_and_the_overall_row_its_baselines_and_eps(ascent):
+    """c5_rows on a hand-made table: PG-SOM's exact cos is < 0 with an interval including 0 on
+    one class (not contradicted) and decided < 0 on the other; the baselines' verdicts and the
+    eps study's are computed into the overall row."""
+    rows = []
+    for policy, pgsom in (("linear", (-0.1, -0.1, -0.3, 0.1)), ("mlp", (-0.3, -0.3, -0.5, -0.1))):
+        for rule, vals in (("pg", (1.0, 1.0, 0.5, 1.5)), ("adam", (-0.6, -0.6, -0.8, -0.4)),
+                           (dv.PGSOM_RULE, pgsom), ("npg", (0.5, 0.5, 0.2, 0.8))):
+            rows.append((policy, 0, rule, *vals))
+    table = _table(rows)
+    table["eps"] = [1e-8 if r in dv.EPS_RULES else np.nan for r in table.rule]
+    study = table[table.rule == dv.PGSOM_RULE].copy()
+    big = study.copy()
+    big["eps"], big["exact_cos"], big["mc_cos"], big["ci_low"], big["ci_high"] = 100.0, 0.99, 0.99, 0.5, 1.5
+    eps_table = pd.concat([study, big], ignore_index=True)
+    settings = dv.Settings(n_mc_ascent=123)
+    verdicts, eps_verdicts, out = dv.c5_rows(table, eps_table, settings, 0.999)
+    v = verdicts.set_index(["policy", "rule"]).verdict
+    assert v[("linear", dv.PGSOM_RULE)] == "inconclusive"  # the old rule: contradicted
+    assert v[("mlp", dv.PGSOM_RULE)] == "contradicted"
+    by_q = {r.quantity.split(":")[0]: r for r in out}
+    r = by_q[f"linear, {dv.PGSOM_RULE}"]
+    assert r.verdict == "inconclusive" and "exact (enumeration) and Monte Carlo N=123, Bonferroni CI" in r.quantity
+    assert "thetas: 1 with exact < 0, CI includes 0" in r.quantity
+    assert "1 with exact and CI < 0" in by_q[f"mlp, {dv.PGSOM_RULE}"].quantity
+    assert list(eps_verdicts.default) == [True, False, True, False]
+    assert by_q[f"linear, {dv.PGSOM_RULE}, eps=100 [eps study]"].verdict == "supported"
+    overall = out[-2]
+    assert overall.quantity.startswith("overall: PG-SOM's update") and overall.verdict == "contradicted"
+    assert overall.value == 0.0
+    q = overall.quantity
+    assert "pg supported (linear, mlp); adam contradicted (linear, mlp); npg supported (linear, mlp)" in q
+    assert "baselines that fail it (contradicted): adam;" in q
+    assert "eps=1e-08 (default): contradicted, eps=100: supported" in q
+    assert "the verdict depends on eps (it differs from the default's at eps=100)" in q
+    # the same eps everywhere gives the same verdict
+    q = dv.c5_rows(table, study, settings, 0.999)[2][-2].quantity
+    assert "does not depend on eps over this range" in q
+    # derived_rows (pgsom.claims) keeps reading the overall row: the first 'overall:' row of C5
+    from pgsom.claims.builders import derived_rows
+
+    der = dv.derivations_table(ascent.rows)
+    got = derived_rows(der, "C5")
+    primary = [x for x in got if x.primary]
+    assert len(primary) == 1 and primary[0].statement == ascent.rows[-2].quantity
+    assert primary[0].given == ascent.rows[-2].verdict
+
+
+def test_c5_baselines_appear_with_their_verdict_rows(ascent):
+    assert set(dv.BASELINE_RULES) <= set(ascent.verdicts.rule)
+    q = ascent.rows[-2].quantity
+    for b in dv.BASELINE_RULES:
+        for name in dv.POLICY_CLASSES:
+            r = next(r for r in ascent.rows if r.quantity.startswith(f"{name}, {b}: "))
+            assert r.verdict == ascent.verdicts.set_index(["policy", "rule"]).verdict[(name, b)]
+        per_class = ascent.verdicts[ascent.verdicts.rule == b].set_index("policy").verdict
+        if per_class.nunique() == 1:
+            assert f"{b} {per_class.iloc[0]} ({', '.join(per_class.index)})" in q
+    failing = [b for b in dv.BASELINE_RULES
+               if (ascent.verdicts[ascent.verdicts.rule == b].verdict == "contradicted").any()]
+    assert f"baselines that fail it (contradicted): {', '.join(failing) or 'none'}" in q
+
+
+def test_c5_eps_study(problem, ascent):
+    eps_table = ascent.eps_table
+    rules = dict(dv.ASCENT_RULES)
+    for rule in dv.EPS_RULES:
+        values = dv.eps_values(rules[rule], SETTINGS)
+        assert values == sorted({rules[rule].eps, *SETTINGS.ascent_eps}) and rules[rule].eps == AlgoConfig().eps
+        sub = eps_table[eps_table.rule == rule]
+        assert sorted(sub.eps.unique()) == values and len(sub) == 2 * SETTINGS.n_thetas * len(values)
+        # the rule's own eps is its row of the main table
+        own = sub[sub.eps == rules[rule].eps].set_index(["policy", "theta"])
+        main = ascent.table[ascent.table.rule == rule].set_index(["policy", "theta"])
+        pd.testing.assert_frame_equal(own[main.columns], main)
+    rows = [r for r in ascent.rows if "[eps study]" in r.quantity]
+    assert len(rows) == 2 * sum(len(dv.eps_values(rules[r], SETTINGS)) - 1 for r in dv.EPS_RULES)
+    assert not any("(default)" in r.quantity for r in rows)  # the default's row is the rule's own
+    ev = ascent.eps_verdicts
+    for r in ev.itertuples():
+        s = eps_table[(eps_table.policy == r.policy) & (eps_table.rule == r.rule) & (eps_table.eps == r.eps)]
+        assert r.verdict == dv.ascent_verdict(s).verdict
+    assert "eps study (PG-SOM's verdict at eps=1e-08 (default): " in ascent.rows[-2].quantity
+
+
+@pytest.mark.parametrize("rule", ["adam", "PG-SOM (hessian)"])
+def test_c5_large_eps_tends_to_the_gradient_direction(problem, rule):
+    """alpha g / (sqrt(v) + eps) -> alpha g / eps as eps grows: E[step] -> alpha grad J / eps,
+    so cos -> pg's value (1); the eps study computes it that way."""
+    assert rule in dv.EPS_RULES
+    big = dv.Settings(horizon=3, n_thetas=2, n_mc=4000, n_mc_ascent=200, rk_alphas=(0.002, 0.01, 0.05),
+                      ascent_eps=(1e2, 1e6))
+    asc = dv.c5_ascent(dv.Problem(big, problem.mdp, problem.models, problem.thetas))
+    s = asc.eps_table[asc.eps_table.rule == rule]
+    pg = asc.table[asc.table.rule == "pg"].set_index(["policy", "theta"]).exact_cos
+    at = s[s.eps == 1e6].set_index(["policy", "theta"]).exact_cos
+    assert np.allclose(at, pg.loc[at.index], rtol=0, atol=1e-6)
+    gap = (1 - s.set_index(["policy", "theta", "eps"]).exact_cos).unstack("eps")
+    assert (gap[1e6] <= gap[1e2] + 1e-12).all()  # closer to pg as eps grows
+    # with a huge eps every class is decided as pg's is (the same episodes, the same direction)
+    ev = asc.eps_verdicts
+    huge = ev[(ev.eps == 1e6) & (ev.rule == rule)].set_index("policy").verdict
+    assert huge.to_dict() == asc.verdicts[asc.verdicts.rule == "pg"].set_index("policy").verdict.to_dict()
 
 
 def test_c6_kernel(problem):
@@ -413,32 +572,45 @@ def test_rk_reuse_against_dynamic_programming(problem):
 # --------------------------------------------------------------------------- figures
 
 
-def test_figures_and_panels(problem, exact, mc, tmp_path):
+def test_figures_and_panels(problem, exact, mc, ascent, tmp_path):
     conv = dv.c3_convergence(problem, mc)
-    spec, asc = dv.c4_spectrum(problem), dv.c5_ascent(problem)
+    spec, asc = dv.c4_spectrum(problem), ascent
     signal, rk = dv.snr(problem), dv.rk_reuse(problem)
     figures = {"unbiased": (dv.unbiased_figure(mc), 8), "convergence": (dv.convergence_figure(conv), 2),
                "spectrum": (dv.spectrum_figure(spec), 2), "ascent": (dv.ascent_figure(asc), 2),
+               "ascent_eps": (dv.ascent_eps_figure(asc), 2 * len(dv.EPS_RULES)),
                "snr": (dv.snr_figure(signal), 2), "rk_reuse": (dv.rk_reuse_figure(rk), 2)}
     assert plt.get_fignums() == []  # closed in pyplot: shown once where a cell ends with it
     for name, (fig, n_axes) in figures.items():
         assert isinstance(fig, Figure) and len(fig.axes) == n_axes, name
+        # drawn in pgsom.plots.style: open axes, its grid, constrained layout
+        ax = fig.axes[0]
+        assert not ax.spines["top"].get_visible() and not ax.spines["right"].get_visible(), name
+        assert fig.get_layout_engine() is not None and type(fig.get_layout_engine()).__name__ == \
+            "ConstrainedLayoutEngine", name
+        assert ax.title.get_fontsize() <= plots.STYLE["axes.titlesize"], name
     assert [t.get_text() for t in figures["ascent"][0].axes[1].get_xticklabels()] == \
         [r for r, _ in dv.ASCENT_RULES + dv.LIMIT_RULES]
     for panel, args in ((dv.unbiased_panel, (mc, "mlp", "g")), (dv.convergence_panel, (conv, "mlp")),
                         (dv.spectrum_panel, (spec, "mlp")), (dv.ascent_panel, (asc, "mlp")),
+                        (dv.ascent_eps_panel, (asc, "mlp", dv.PGSOM_RULE)),
                         (dv.snr_panel, (signal, "mlp")), (dv.rk_reuse_panel, (rk, "mlp"))):
         ax = panel(*args)  # ax=None: a new figure
         assert ax.get_title().startswith("mlp") and ax.has_data()
+        assert not ax.spines["top"].get_visible()
         _, given = plt.subplots()
         assert panel(*args, ax=given) is given
+    # the eps panel's x axis is eps, log scale, over the study's values
+    ax = dv.ascent_eps_panel(asc, "linear", "adam")
+    assert ax.get_xscale() == "log" and ax.get_title() == "linear policy: adam"
+    assert not hasattr(dv, "save_figure")  # the one figure writer is pgsom.plots.save_figure
     fig = figures["snr"][0]
-    a = dv.save_figure(fig, tmp_path / "a" / "derivations_snr")
+    a = plots.save_figure(fig, tmp_path / "a" / "derivations_snr")
     first = [p.read_bytes() for p in a]
-    b = dv.save_figure(fig, tmp_path / "a" / "derivations_snr")
-    assert [p.name for p in b] == ["derivations_snr.png", "derivations_snr.pdf"]
+    b = plots.save_figure(fig, tmp_path / "a" / "derivations_snr")
+    assert [p.name for p in b] == ["derivations_snr.pdf", "derivations_snr.png"]
     assert [p.read_bytes() for p in b] == first  # the same figure, the same bytes
-    assert first[0].startswith(b"\x89PNG") and first[1].startswith(b"%PDF") and b"CreationDate" not in first[1]
+    assert first[0].startswith(b"%PDF") and first[1].startswith(b"\x89PNG") and b"CreationDate" not in first[0]
 
 
 def test_notebook_reports_a_bad_parameter_in_one_line(tmp_path):

@@ -378,6 +378,6 @@ def test_notebook_smoke(tmp_path):
     for claim in ("C3", "C4", "C5", "C6"):
         assert (df[df.claim == claim].verdict != "measured").any(), claim
     assert {"SNR", "RK-reuse"} <= set(df.claim)
-    for name in ("unbiased", "convergence", "spectrum", "ascent", "snr", "rk_reuse"):
+    for name in ("unbiased", "convergence", "spectrum", "ascent", "ascent_eps", "snr", "rk_reuse"):
         for ext in ("png", "pdf"):
             assert (tmp_path / "figures" / f"derivations_{name}.{ext}").stat().st_size > 0
