@@ -123,7 +123,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          (("paper/comparisons.csv", "figures/fig4_effects.pdf", "figures/fig4_effects.png"),
           "the comparison family (stabilisers vs none, methods vs pg, Hessian vs adam / npg): "
           "paired t on the shared seeds with Holm (Welch beside), Hedges' g, P(A > B), "
-          "Fligner-Killeen on the spreads, power and seeds needed at the Holm level; Figure 4 "
+          "the spread ratio with its bootstrap test, power and seeds needed at the Holm level; Figure 4 "
           "draws the paired differences with their CIs"),
          (("paper/statistics_summary.csv",),
           "per protocol and variant: mean final return with t and bootstrap CIs, IQM, "

@@ -41,7 +41,7 @@ __all__ = [
     "ci_sd_ratio", "ci_mean_difference", "bootstrap_test", "replication_interval",
     "fraction_outside", "logrank_test", "logrank_power", "km_median_administrative",
     "spearman_trend", "median_ratio_test", "PairedResult", "paired_test", "mean_abs_deviation",
-    "fligner_killeen", "ci_spread_ratio", "PairReplication", "replication_pair_test",
+    "fligner_killeen", "ci_spread_ratio", "spread_ratio_test", "PairReplication", "replication_pair_test",
     "replication_variance_factor",
     "power_paired",
 ]
@@ -902,6 +902,20 @@ def _spread_ratio_stat(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarr
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.divide(np.asarray(mean_abs_deviation(x, axis=axis), float),
                          np.asarray(mean_abs_deviation(y, axis=axis), float))
+
+
+def spread_ratio_test(x: ArrayLike, y: ArrayLike, rng: np.random.Generator | int,
+                      level: float = 0.95, n_resamples: int = 10_000) -> BootTest:
+    """Percentile bootstrap (runs resampled within each group) of :func:`mean_abs_deviation`
+    (x) / :func:`mean_abs_deviation` (y), with its two-sided p-value against 1 (equal
+    spread): the interval and the test come from one bootstrap distribution, so they agree
+    (:func:`bootstrap_test`). Fewer than 2 runs in a group or no spread in ``y``: NaN."""
+    x, _ = _drop_nan(x)
+    y, _ = _drop_nan(y)
+    if x.size < 2 or y.size < 2 or np.ptp(y) == 0:
+        est = float(_spread_ratio_stat(x, y)) if x.size and y.size else np.nan
+        return BootTest(est, np.nan, np.nan, np.nan, level, 0, 0)
+    return bootstrap_test(_spread_ratio_stat, (x, y), rng, null=1.0, level=level, n_resamples=n_resamples)
 
 
 def ci_spread_ratio(x: ArrayLike, y: ArrayLike, rng: np.random.Generator | int,

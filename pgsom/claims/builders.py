@@ -8,7 +8,7 @@ tested is ``docs/design.md``, 'The claims'.
 
 =====  ==========================================================================
 C1     :func:`c1`: episodes to 200 / 400, PG-SOM vs ``pg``, ``adam``, ``npg`` (log-rank), and the largest gain vs 2.1
-C2     :func:`c2`: spread of the final return across seeds (Fligner-Killeen), same pairs
+C2     :func:`c2`: spread of the final return across seeds (bootstrap of the spread ratio), same pairs
 C3-C6  :func:`c3` .. :func:`c6`: the derivations notebook's verdicts
 C7     :func:`c7`: the optimiser state's size (code inspection); timing not tested
 C8     :func:`c8`: Kaplan-Meier median episodes to 200 and their order
@@ -123,7 +123,7 @@ def c2(d: ClaimData) -> list[Row]:
     """C2 (a substantial reduction in variance): per protocol, the spread of ``hessian``'s
     final returns against ``pg``'s, ``adam``'s and ``npg``'s, on one scale for the test and
     the effect: the ratio of mean absolute deviations from the median (bootstrap CI) and the
-    rank-based Fligner-Killeen test on the same deviations (:func:`~pgsom.claims.rows.spread_row`).
+    bootstrap test of that ratio, Fligner-Killeen's rank test beside it (:func:`~pgsom.claims.rows.spread_row`).
     The standard deviation is not used: with most runs at the 500 cap a few collapsed runs
     dominate it, while the test of spread looks at the bulk."""
     out = []

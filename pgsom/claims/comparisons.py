@@ -49,7 +49,8 @@ COLUMNS = ["protocol", "group", "a", "b", "n_a", "n_b", "diverged_a", "diverged_
            "p_holm", "wilcoxon_p", "welch_diff_ci_low", "welch_diff_ci_high", "welch_t", "welch_df",
            "welch_p", "welch_p_holm", "hedges_g", "g_ci_low", "g_ci_high", "poi", "poi_ci_low",
            "poi_ci_high", "sd_a", "sd_b", "sd_ratio", "spread_a", "spread_b", "spread_ratio",
-           "spread_ratio_ci_low", "spread_ratio_ci_high", "fk_chi2", "fk_p", "fk_p_holm",
+           "spread_ratio_ci_low", "spread_ratio_ci_high", "spread_p", "spread_p_holm", "fk_chi2",
+           "fk_p", "fk_p_holm",
            "sd_diff", "power_medium", "seeds_for_80", "decision"]
 """Columns of :func:`comparison_family` (and of ``comparisons.csv``), in order."""
 
@@ -108,12 +109,13 @@ def family_alpha(k: int) -> float:
     return ALPHA / max(int(k), 1)
 
 
-def spread_ratio_ci(x: np.ndarray, y: np.ndarray, key: str, seed: int, n_boot: int) -> stats.CI:
-    """THE bootstrap CI of the spread ratio of a pair (:func:`pgsom.stats.ci_spread_ratio`,
-    rng from ``key``): every output that shows this quantity (``comparisons.csv``, the claims'
-    rows) reads this one interval (:func:`pgsom.claims.data.once`)."""
+def spread_ratio_ci(x: np.ndarray, y: np.ndarray, key: str, seed: int, n_boot: int) -> stats.BootTest:
+    """THE bootstrap of the spread ratio of a pair (:func:`pgsom.stats.spread_ratio_test`, rng
+    from ``key``): its interval and its p-value against 1. Every output that shows this
+    quantity (``comparisons.csv``, the claims' rows) reads this one bootstrap
+    (:func:`pgsom.claims.data.once`)."""
     return once(("spread", key, seed, n_boot, x.tobytes(), y.tobytes()),
-                lambda: stats.ci_spread_ratio(x, y, row_rng(seed, "spread|" + key), LEVEL, n_boot))
+                lambda: stats.spread_ratio_test(x, y, row_rng(seed, "spread|" + key), LEVEL, n_boot))
 
 
 def pair_key(protocol: str, a: str, b: str, value: str = "final_return") -> str:
@@ -139,9 +141,11 @@ def comparison_family(finals: pd.DataFrame, *, n_boot: int = 10_000, seed: int =
     (:func:`family_alpha`), and ``seeds_for_80`` the pairs that would give
     :data:`~pgsom.claims.rule.POWER` there (from the observed ``sd_diff``).
     Spread: sds and their ratio (context); ``spread_*``: the mean absolute deviation from the
-    median of each and their ratio with a bootstrap CI (:func:`spread_ratio_ci`), the
-    Fligner-Killeen test ``fk_p`` and ``fk_p_holm`` (its own Holm family): one scale for test
-    and effect, robust to runs tied at the 500 cap. ``decision`` says it in words. Diverged
+    median of each and their ratio, with one bootstrap (:func:`spread_ratio_ci`) giving its CI
+    and its p-value against 1, ``spread_p`` and ``spread_p_holm`` (its own Holm family): one
+    scale for the test and the effect, defined when most runs are tied at the 500 cap. The
+    rank-based Fligner-Killeen test of the same deviations (``fk_p``, ``fk_p_holm``) is shown
+    beside it; it decides nothing. ``decision`` says it in words. Diverged
     runs (NaN) are left out of every statistic and counted in ``diverged_a`` / ``diverged_b``.
     """
     rows = []
@@ -182,7 +186,7 @@ def comparison_family(finals: pd.DataFrame, *, n_boot: int = 10_000, seed: int =
                 "sd_a": fk_sd(x), "sd_b": fk_sd(y), "sd_ratio": fk_ratio(fk_sd(x), fk_sd(y)),
                 "spread_a": fk.sd_x, "spread_b": fk.sd_y, "spread_ratio": fk.sd_ratio,
                 "spread_ratio_ci_low": ratio.low, "spread_ratio_ci_high": ratio.high,
-                "fk_chi2": fk.statistic, "fk_p": fk.p_value,
+                "spread_p": ratio.p_value, "fk_chi2": fk.statistic, "fk_p": fk.p_value,
                 "sd_diff": pt.sd_diff, "power_medium": paired_power(pt.n_pairs, effect, pt.sd_diff, level_k),
                 "seeds_for_80": paired_seeds_needed(effect, pt.sd_diff, level_k),
             })
@@ -191,6 +195,7 @@ def comparison_family(finals: pd.DataFrame, *, n_boot: int = 10_000, seed: int =
         return pd.DataFrame(columns=COLUMNS)
     df = holm_within(df, "p", "p_holm", ["protocol"])
     df = holm_within(df, "welch_p", "welch_p_holm", ["protocol"])
+    df = holm_within(df, "spread_p", "spread_p_holm", ["protocol"])
     df = holm_within(df, "fk_p", "fk_p_holm", ["protocol"])
     df["decision"] = [decision(r) for r in df.to_dict("records")]
     return df[COLUMNS]
@@ -257,7 +262,7 @@ def apply_family(df: pd.DataFrame, comparisons: pd.DataFrame) -> pd.DataFrame:
     lookup = {}
     for r in ([] if comparisons is None else comparisons.to_dict("records")):
         lookup[(r["protocol"], "means", f"{r['a']}|{r['b']}")] = r["p_holm"]
-        lookup[(r["protocol"], "variances", f"{r['a']}|{r['b']}")] = r["fk_p_holm"]
+        lookup[(r["protocol"], "variances", f"{r['a']}|{r['b']}")] = r["spread_p_holm"]
     fam = df["family"].isin(["means", "variances"]) & df["kind"].isin(["direction", "absence"])
     for i in df.index[fam]:
         k = (df.at[i, "protocol"], df.at[i, "family"], df.at[i, "pair"])

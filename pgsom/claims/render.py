@@ -369,7 +369,8 @@ def _claim_specific(cid: str, rep: Report, N: Numbers, g: pd.DataFrame) -> list[
     if cid == "C2":
         return ["Spread = mean absolute deviation of the final returns from their median (the "
                 "deviations a test of spread ranks), ratio PG-SOM / baseline with a bootstrap CI; "
-                "test: Fligner–Killeen on the same deviations, rank-based, so it still measures "
+                "test: the same bootstrap's p-value against a ratio of one (the CI and the test agree; "
+                "the rank-based Fligner–Killeen p of the same deviations is in the notes), so it still measures "
                 "spread when most runs are tied at the return cap (where the interquartile "
                 "range vanishes and Brown–Forsythe turns into a test of means). One scale for the test and the "
                 "effect; the sds are in `paper/comparisons.csv`.", ""]
@@ -453,13 +454,13 @@ def _comparisons_md(rep: Report, N: Numbers) -> list[str]:
            f"per-seed differences with its {LEVEL:.0%} t CI and the paired t's p-value, "
            "Holm-adjusted over the family of the protocol; the unpaired Welch p (Holm, its own "
            "family) is shown beside it. Hedges' g, P(A > B); spread: the ratio of mean absolute "
-           "deviations from the median with the Fligner-Killeen p (Holm); and what the seeds can "
+           "deviations from the median with its bootstrap p (Holm); and what the seeds can "
            "decide: the paired test's power at a medium effect and the Holm level. All columns: "
            "`paper/comparisons.csv`; Figure 4: `figures/fig4_effects.pdf`.", ""]
     if c.empty:
         return out + ["(no pair of variants of the family was run)", ""]
     out += [f"| A vs B | Protocol | A − B, paired [{LEVEL:.0%} CI] | p paired (Holm) | p Welch (Holm) | g | "
-            "P(A > B) | spread A / spread B | FK p (Holm) | Decision |",
+            "P(A > B) | spread A / spread B | spread p (Holm) | Decision |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in c.to_dict("records"):
         key = ("cmp", r["a"], "vs", r["b"], r["protocol"])
@@ -470,7 +471,7 @@ def _comparisons_md(rep: Report, N: Numbers) -> list[str]:
             f"{N((*key, 'p'), r['p_holm'], 'p')} | {N((*key, 'wp'), r['welch_p_holm'], 'p')} | "
             f"{N((*key, 'g'), r['hedges_g'], 'g')} | "
             f"{N((*key, 'poi'), r['poi'], 'ratio')} | {N((*key, 'spr'), r['spread_ratio'], 'ratio')} | "
-            f"{N((*key, 'fkp'), r['fk_p_holm'], 'p')} | {decision} |")
+            f"{N((*key, 'spp'), r['spread_p_holm'], 'p')} | {decision} |")
     return out + [""]
 
 

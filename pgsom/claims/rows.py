@@ -6,8 +6,8 @@ return or the episodes to a threshold:
 
 * :func:`mean_row`: the paired t on the per-seed differences A_i - B_i (family ``means``;
   the variants share their seeds);
-* :func:`spread_row`: Fligner-Killeen on the spreads, the ratio of mean absolute deviations
-  from the median with a bootstrap CI (family ``variances``);
+* :func:`spread_row`: the ratio of mean absolute deviations from the median, its bootstrap
+  test and CI (family ``variances``; Fligner-Killeen beside);
 * :func:`episodes_row`: episodes to a threshold: the ratio of Kaplan-Meier median episodes
   with a bootstrap CI, tested by the log-rank test (``test="logrank"``, censoring-aware) or
   by the bootstrap of the ratio (family ``episodes``);
@@ -113,26 +113,30 @@ def mean_row(claim, key, statement, p, finals, a, b, *, claimed_sign, claimed_ef
 def spread_row(claim, key, statement, p, finals, a, b, *, seed, n_boot, note="") -> Row:
     """Spread row: spread(A) / spread(B) of the final return claimed below 1 (claimed effect:
     a factor 1 / medium), the spread being the mean absolute deviation from the median
-    (:func:`pgsom.stats.mean_abs_deviation`) and the test Fligner-Killeen's, rank-based, on
-    the same deviations (:func:`pgsom.stats.fligner_killeen`): one scale for the test and the
-    effect, robust to runs tied at the 500 cap. The CI is the comparison family's one
-    bootstrap (:func:`~pgsom.claims.comparisons.spread_ratio_ci`), its Holm p-value the
-    family's too."""
+    (:func:`pgsom.stats.mean_abs_deviation`), defined and informative when most runs are tied
+    at the 500 cap (where the IQR is 0 and Brown-Forsythe turns into a test of means). The
+    estimate, its CI and the test (p-value against a ratio of 1) come from one bootstrap of
+    that ratio, the comparison family's (:func:`~pgsom.claims.comparisons.spread_ratio_ci`),
+    so the test and the effect are on one scale; its Holm p-value is the family's. The
+    rank-based Fligner-Killeen p of the same deviations is in the note."""
     ratio_claim = 1 / MEDIUM_EFFECT["ratio"]
     x, y = values(finals, p, a), values(finals, p, b)
     if x is None or y is None:
-        return Row(claim, key, statement, p, "direction", unit="ratio", test="Fligner-Killeen",
+        return Row(claim, key, statement, p, "direction", unit="ratio", test="spread ratio, bootstrap",
                    family="variances", pair=f"{a}|{b}", claimed_sign=-1,
                    claimed_effect=ratio_claim, note="variant not run")
     fk = stats.fligner_killeen(x, y)
-    ci = spread_ratio_ci(x, y, pair_key(p, a, b), seed, n_boot)
-    sensitive = finite(ci.low) and ci.low > ratio_claim
+    t = spread_ratio_ci(x, y, pair_key(p, a, b), seed, n_boot)
+    sensitive = finite(t.low) and t.low > ratio_claim
     obs = sign(fk.sd_ratio - 1) if finite(fk.sd_ratio) else (1.0 if fk.sd_ratio == math.inf else 0.0)
-    return Row(claim, key, statement, p, "direction", estimate=fk.sd_ratio, ci_low=ci.low,
-               ci_high=ci.high, unit="ratio",
-               test="Fligner-Killeen (ratio of mean absolute deviations from the median, bootstrap CI)",
-               family="variances", p_value=fk.p_value, claimed_sign=-1, observed_sign=obs,
-               claimed_effect=ratio_claim, sensitive=bool(sensitive), note=note, pair=f"{a}|{b}")
+    extra = ("Fligner-Killeen test of the same deviations (rank-based), unadjusted p: {fk}"
+             + (f"; {note}" if note else ""))
+    return Row(claim, key, statement, p, "direction", estimate=fk.sd_ratio, ci_low=t.low,
+               ci_high=t.high, unit="ratio",
+               test="ratio of mean absolute deviations from the median, bootstrap test and CI",
+               family="variances", p_value=t.p_value, claimed_sign=-1, observed_sign=obs,
+               claimed_effect=ratio_claim, sensitive=bool(sensitive), note=extra, pair=f"{a}|{b}",
+               extras={"fk": ("p", fk.p_value)})
 
 
 def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, claimed_ratio,
