@@ -41,7 +41,7 @@ __all__ = [
     "ci_sd_ratio", "ci_mean_difference", "bootstrap_test", "replication_interval",
     "fraction_outside", "logrank_test", "logrank_power", "km_median_administrative",
     "spearman_trend", "median_ratio_test", "PairedResult", "paired_test", "mean_abs_deviation",
-    "fligner_killeen", "ci_spread_ratio", "spread_ratio_test", "PairReplication", "replication_pair_test",
+    "fligner_killeen", "spread_ratio_test", "PairReplication", "replication_pair_test",
     "replication_variance_factor",
     "power_paired",
 ]
@@ -916,24 +916,6 @@ def spread_ratio_test(x: ArrayLike, y: ArrayLike, rng: np.random.Generator | int
         est = float(_spread_ratio_stat(x, y)) if x.size and y.size else np.nan
         return BootTest(est, np.nan, np.nan, np.nan, level, 0, 0)
     return bootstrap_test(_spread_ratio_stat, (x, y), rng, null=1.0, level=level, n_resamples=n_resamples)
-
-
-def ci_spread_ratio(x: ArrayLike, y: ArrayLike, rng: np.random.Generator | int,
-                    level: float = 0.95, n_resamples: int = 10_000) -> CI:
-    """Percentile bootstrap CI (runs resampled within each group) of
-    :func:`mean_abs_deviation` (x) / :func:`mean_abs_deviation` (y). Resamples with a zero
-    denominator give inf (kept: a percentile bound may be inf); 0/0 resamples are dropped.
-    Undefined (NaN bounds) with fewer than 2 runs in a group or no spread at all in ``y``."""
-    x, nan_x = _drop_nan(x)
-    y, nan_y = _drop_nan(y)
-    n_nan = nan_x + nan_y
-    if x.size < 2 or y.size < 2:
-        return CI(np.nan, np.nan, np.nan, level, "undefined (fewer than 2 runs)", n_nan)
-    est = float(_spread_ratio_stat(x, y))
-    if np.ptp(y) == 0:
-        return CI(est, np.nan, np.nan, level, "undefined (no spread in the reference)", n_nan)
-    t = bootstrap_test(_spread_ratio_stat, (x, y), rng, null=1.0, level=level, n_resamples=n_resamples)
-    return CI(est, t.low, t.high, level, "percentile bootstrap", n_nan)
 
 
 # ----------------------------------------------------------------------------- a reported pair

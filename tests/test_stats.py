@@ -568,3 +568,75 @@ def test_probability_of_improvement_with_a_single_run_has_no_bootstrap_ci():
     res = st.probability_of_improvement(np.array([3.0, np.nan]), np.array([1.0, 2.0, 4.0]),
                                            rng=np.random.default_rng(0))
     assert res.estimate == pytest.approx(2 / 3) and np.isnan(res.low) and np.isnan(res.high)
+
+
+# --------------------------------------------------------------------------- paired, spread
+
+
+def test_paired_test_matches_scipy_and_the_hand_formula():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(21)
+    x = rng.normal(0, 1, 15)
+    y = 0.7 * x + rng.normal(0.3, 0.4, 15)
+    y[3] = np.nan                                   # a diverged run: its pair is dropped
+    r = st.paired_test(x, y)
+    keep = ~np.isnan(y)
+    d = x[keep] - y[keep]
+    half = sps.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+    assert (r.n_pairs, r.n_nan) == (14, 1)
+    assert r.mean_diff == pytest.approx(d.mean()) and r.sd_diff == pytest.approx(d.std(ddof=1))
+    assert (r.low, r.high) == (pytest.approx(d.mean() - half), pytest.approx(d.mean() + half))
+    assert r.p_value == pytest.approx(sps.ttest_rel(x[keep], y[keep]).pvalue)
+    assert r.wilcoxon_p == pytest.approx(sps.wilcoxon(d, zero_method="pratt").pvalue)
+    # pairing removes the shared part: far smaller p than the unpaired Welch test
+    assert r.p_value < st.welch_test(x[keep], y[keep]).p_value
+    # degenerate: every difference equal
+    c = st.paired_test([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    assert c.degenerate and c.p_value == 0.0 and c.low == c.high == 1.0
+    assert st.paired_test([1.0, 2.0], [1.0, 2.0]).p_value == 1.0
+    with pytest.raises(ValueError, match="equal length"):
+        st.paired_test([1.0, 2.0], [1.0])
+
+
+def test_power_paired_is_the_noncentral_t_and_matches_simulation():
+    from scipy import stats as sps
+
+    n, effect, sd, alpha = 12, 0.6, 1.0, 0.05 / 3
+    rng = np.random.default_rng(4)
+    d = rng.normal(effect, sd, (20_000, n))
+    t = d.mean(1) / (d.std(1, ddof=1) / np.sqrt(n))
+    simulated = np.mean(np.abs(t) > sps.t.ppf(1 - alpha / 2, n - 1))
+    assert st.power_paired(n, effect, sd, alpha) == pytest.approx(simulated, abs=0.01)
+    assert st.power_paired(n, effect, sd, alpha) < st.power_paired(n, effect, sd, 0.05)
+    assert np.isnan(st.power_paired(1, effect, sd)) and np.isnan(st.power_paired(5, effect, 0.0))
+
+
+def test_spread_is_the_mean_absolute_deviation_from_the_median():
+    x = np.array([500.0, 500.0, 500.0, 100.0, 460.0])
+    assert st.mean_abs_deviation(x) == pytest.approx((0 + 0 + 0 + 400 + 40) / 5)
+    assert np.allclose(st.mean_abs_deviation(np.stack([x, 2 * x]), axis=1), [88.0, 176.0])
+
+
+def test_fligner_killeen_matches_scipy_and_reports_the_spreads():
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(0, 1, 30), rng.normal(0, 3, 25)
+    r = st.fligner_killeen(x, y)
+    assert r.p_value == pytest.approx(sps.fligner(x, y, center="median").pvalue)
+    assert r.sd_ratio == pytest.approx(st.mean_abs_deviation(x) / st.mean_abs_deviation(y))
+    same = st.fligner_killeen([1.0, 3.0], [5.0, 7.0])       # every deviation 1: no difference
+    assert same.statistic == 0.0 and same.p_value == 1.0 and same.degenerate
+
+
+def test_spread_ratio_test_agrees_with_its_interval():
+    rng = np.random.default_rng(9)
+    wide, narrow = rng.normal(0, 3, 40), rng.normal(0, 1, 40)
+    t = st.spread_ratio_test(narrow, wide, 1, n_resamples=2000)
+    assert t.estimate == pytest.approx(st.mean_abs_deviation(narrow) / st.mean_abs_deviation(wide))
+    assert t.high < 1 and t.p_value < 0.05                  # the CI excludes 1 <=> significant
+    same = st.spread_ratio_test(rng.normal(0, 1, 40), rng.normal(0, 1, 40), 2, n_resamples=2000)
+    assert same.low < 1 < same.high and same.p_value > 0.05
+    assert st.spread_ratio_test(narrow, wide, 1, n_resamples=2000) == t   # seeded: same numbers
+    assert np.isnan(st.spread_ratio_test([1.0], wide, 1).p_value)
