@@ -47,7 +47,7 @@ class Row:
     key: str                      # short id, unique within (claim, protocol): macro names
     statement: str
     protocol: str
-    kind: str                     # direction, absence, number, derived, self-check, construction, not tested, measured
+    kind: str                     # direction, absence, size, number, derived, self-check, construction, not tested, measured
     paper_value: float = math.nan
     paper_text: str = ""          # the paper's number as printed ("" if none)
     estimate: float = math.nan
