@@ -171,6 +171,7 @@ def comparison_family(finals: pd.DataFrame, *, n_boot: int = 10_000, seed: int =
             corr = (float(np.corrcoef(x[ok], y[ok])[0, 1])
                     if ok.sum() >= 3 and np.ptp(x[ok]) > 0 and np.ptp(y[ok]) > 0 else math.nan)
             effect = MEDIUM_EFFECT["d"] * sd if finite(sd) else math.nan
+            sd_a, sd_b = _sd(x), _sd(y)
             rows.append({
                 "protocol": p, "group": group, "a": a, "b": b, "n_a": w.nx, "n_b": w.ny,
                 "diverged_a": int(np.isnan(x).sum()), "diverged_b": int(np.isnan(y).sum()),
@@ -183,7 +184,7 @@ def comparison_family(finals: pd.DataFrame, *, n_boot: int = 10_000, seed: int =
                 "welch_t": w.statistic, "welch_df": w.df, "welch_p": w.p_value,
                 "hedges_g": g.estimate, "g_ci_low": g.low, "g_ci_high": g.high,
                 "poi": poi.estimate, "poi_ci_low": poi.low, "poi_ci_high": poi.high,
-                "sd_a": fk_sd(x), "sd_b": fk_sd(y), "sd_ratio": fk_ratio(fk_sd(x), fk_sd(y)),
+                "sd_a": sd_a, "sd_b": sd_b, "sd_ratio": _ratio(sd_a, sd_b),
                 "spread_a": fk.sd_x, "spread_b": fk.sd_y, "spread_ratio": fk.sd_ratio,
                 "spread_ratio_ci_low": ratio.low, "spread_ratio_ci_high": ratio.high,
                 "spread_p": ratio.p_value, "fk_chi2": fk.statistic, "fk_p": fk.p_value,
@@ -201,13 +202,13 @@ def comparison_family(finals: pd.DataFrame, *, n_boot: int = 10_000, seed: int =
     return df[COLUMNS]
 
 
-def fk_sd(x: np.ndarray) -> float:
+def _sd(x: np.ndarray) -> float:
     """Sample sd (ddof 1) of the non-NaN values; NaN with fewer than two."""
     x = x[~np.isnan(x)]
     return float(np.std(x, ddof=1)) if x.size >= 2 else math.nan
 
 
-def fk_ratio(a: float, b: float) -> float:
+def _ratio(a: float, b: float) -> float:
     """a / b, inf for b = 0 < a, NaN for 0 / 0 or NaN."""
     if not (finite(a) and finite(b)) or (a == 0 and b == 0):
         return math.nan

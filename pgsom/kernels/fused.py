@@ -305,24 +305,8 @@ def _vjp_add(theta, x, a, c, hidden, n_actions, out, dz):
 @njit(**_JIT)
 def _vjp_set(theta, x, a, c, hidden, n_actions, out, dz):
     """out = J_t^T c for one step (overwritten), float64: the per-step score for c = delta."""
-    obs_size = x.shape[0]
-    w2_start = hidden * obs_size + hidden
-    b2_start = w2_start + n_actions * hidden
-    for j in range(hidden):
-        dz[j] = 0.0
-    for k in range(n_actions):
-        ck = c[k]
-        out[b2_start + k] = ck
-        base = w2_start + k * hidden
-        for j in range(hidden):
-            out[base + j] = ck * a[j]
-            dz[j] += ck * theta[base + j]
-    for j in range(hidden):
-        aj = np.float64(a[j])
-        d = dz[j] * (1.0 - aj * aj)
-        out[hidden * obs_size + j] = d
-        for i in range(obs_size):
-            out[j * obs_size + i] = d * x[i]
+    out[:] = 0.0
+    _vjp_add(theta, x, a, c, hidden, n_actions, out, dz)
 
 
 @njit(inline="always", **_JIT)
