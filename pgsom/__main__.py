@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pgsom.config import METHODS, RunConfig, variant
+from pgsom.config import METHODS, RunConfig
+from pgsom.variants import variant
 from pgsom.envs import BACKENDS
 
 

@@ -43,10 +43,10 @@ BASELINE_COMMIT = "83d5a80"
 _SWEEP_DRIVER = r"""
 import json, sys, time
 import pgsom
-from pgsom.config import RunConfig, variant
+from pgsom.config import RunConfig
 from pgsom.runner import run_sweep
 method, seeds, episodes, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-name, cfg = variant(method, base=RunConfig(episodes=episodes, eval_episodes=0))
+name, cfg = method, RunConfig(episodes=episodes, eval_episodes=0).replace(method=method)
 t0 = time.perf_counter()
 res = run_sweep({name: cfg}, seeds, store=None, max_workers=workers, progress=False)[name]
 print(json.dumps({"seconds": time.perf_counter() - t0, "env_steps": int(res["env_steps"][:, -1].sum())}))

@@ -30,27 +30,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from pgsom.paper import PAPER_LR
+
 METHODS = ("pg", "hessian", "rk", "adam", "npg")
 """Update rules: REINFORCE/SGD, PG-SOM, Heun RK2, Adam, natural PG (see pgsom.transforms)."""
 
 PAPER_METHODS = ("pg", "hessian", "rk")
 """The paper's three methods (Table 1)."""
-
-STABILISERS = ("clip", "entropy", "baseline", "clip_same_lr", "lr2", "reuse", "surrogate")
-"""``clip``: norm 50 with the learning rate doubled (paper 4.1); ``clip_same_lr``: norm 50 at
-the base rate; ``lr2``: doubled rate without clipping (the last two split claim C10).
-``reuse`` (rk only) and ``surrogate`` (hessian only) are not stabilisers but the versions of
-the method the paper plausibly ran: RK's second stage re-scoring the first episode, and the
-surrogate-only Hessian of the REINFORCE loss (AdaHessian's)."""
-
-PAPER_LIKELY = (("rk", "reuse"), ("hessian", "surrogate"))
-"""(method, option) pairs for the paper's plausible versions, run beside our defaults."""
-
-PAPER_STABILISERS = ("none", "clip", "entropy", "baseline")
-
-PAPER_CLIP_NORM = 50.0
-PAPER_LR = 0.002
-
 
 def _check_choice(name: str, value: Any, allowed: tuple) -> None:
     if value not in allowed:
@@ -269,56 +255,3 @@ def _reject_unknown(where: str, data: dict, cls: type) -> None:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown {where} field(s) {unknown}; allowed: {sorted(known)}")
-
-
-def variant_name(method: str, *stabilisers: str) -> str:
-    """``pg``, ``pg+clip``, ``hessian+entropy+baseline``..."""
-    return "+".join((method, *[s for s in stabilisers if s != "none"]))
-
-
-def variant(method: str, *stabilisers: str, base: RunConfig | None = None) -> tuple[str, RunConfig]:
-    """Name and config of ``method`` with the given stabilisers applied to ``base``.
-
-    ``clip`` follows the paper: clip the gradient norm at 50 and double the learning rate.
-    ``clip_same_lr`` and ``lr2`` are its two halves (claim C10; docs/design.md, 'Choices the
-    paper leaves open').
-    """
-    _check_choice("method", method, METHODS)
-    base = base or RunConfig()
-    changes: dict[str, Any] = {"method": method}
-    for s in stabilisers:
-        if s == "none":
-            continue
-        _check_choice("stabiliser", s, STABILISERS)
-        if s in ("clip", "clip_same_lr"):
-            changes["clip_norm"] = PAPER_CLIP_NORM
-        if s in ("clip", "lr2"):
-            changes["lr_scale"] = 2.0
-        if s == "entropy":
-            changes["entropy_coef"] = 0.01
-        if s == "baseline":
-            changes["baseline"] = True
-        if s == "reuse":
-            if method != "rk":
-                raise ValueError(f"'reuse' applies to method 'rk' only, got method {method!r}")
-            changes["rk_stage"] = "reuse"
-        if s == "surrogate":
-            if method != "hessian":
-                raise ValueError(f"'surrogate' applies to method 'hessian' only, got method {method!r}")
-            changes["hessian_terms"] = "surrogate"
-    return variant_name(method, *stabilisers), base.replace(**changes)
-
-
-def table1_variants(base: RunConfig | None = None, *, baselines: bool = True,
-                    attribution: bool = True, paper_likely: bool = True) -> dict[str, RunConfig]:
-    """Table 1's 12 variants (3 methods x none/clip/entropy/baseline), then the adam and npg
-    baselines, then the clip-attribution rows (clip at the base rate; doubled rate alone), then
-    the paper's plausible versions of RK and PG-SOM (``rk+reuse``, ``hessian+surrogate``)."""
-    out = dict(variant(m, s, base=base) for m in PAPER_METHODS for s in PAPER_STABILISERS)
-    if baselines:
-        out.update(variant(m, base=base) for m in ("adam", "npg"))
-    if attribution:
-        out.update(variant(m, s, base=base) for m in PAPER_METHODS for s in ("clip_same_lr", "lr2"))
-    if paper_likely:
-        out.update(variant(m, s, base=base) for m, s in PAPER_LIKELY)
-    return out

@@ -42,7 +42,8 @@ import numpy as np
 import pandas as pd
 
 from pgsom import stats
-from pgsom.config import METHODS, RunConfig, table1_variants, variant
+from pgsom.config import METHODS, RunConfig
+from pgsom.variants import PAPER_STABILISERS, STABILISERS, lookup, main_variants
 from pgsom.store import write_text_atomic
 
 __all__ = [
@@ -102,8 +103,9 @@ THRESHOLD_WINDOW = 10
 
 
 def all_variants() -> tuple[str, ...]:
-    """Every variant name, in Table 1 order: the paper's 12, adam, npg, the attribution rows."""
-    return tuple(table1_variants())
+    """Every main-experiment variant's name, in Table 1 order: the paper's 12, adam, npg, the
+    attribution rows, the paper's likely versions (:func:`pgsom.variants.main_variants`)."""
+    return tuple(v.name for v in main_variants())
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -123,13 +125,7 @@ def make_variants(names: Sequence[str] | None = None, *, episodes: int = 500,
     if unknown:
         raise ValueError(f"variants: unknown variant(s) {unknown}; allowed: {list(known)}")
     base = RunConfig(episodes=episodes, eval_episodes=eval_episodes)
-    out = {}
-    for n in names:
-        method, *stabilisers = n.split("+")
-        name, config = variant(method, *stabilisers, base=base)
-        assert name == n, (name, n)
-        out[n] = config
-    return out
+    return {n: lookup(n).config(base) for n in names}
 
 
 # --------------------------------------------------------------------------- parameters
@@ -196,6 +192,14 @@ def _check(name: str, value: Any) -> Any:
         default = PROTOCOLS[name[: -len("_root_seed")]].root_seed
         return _int(name, value, 0, f"None uses the protocol's fixed root seed {default}",
                     optional=True)
+    if name in ("selection_seeds", "confirmation_seeds"):
+        return _int(name, value, 2, "seeds per (reading, row) of the readings study")
+    if name in ("selection_root_seed", "confirmation_root_seed"):
+        return _int(name, value, 0, "None uses the readings study's fixed root seed", optional=True)
+    if name == "reading_methods":
+        from pgsom.config import PAPER_METHODS
+
+        return _names(name, value, PAPER_METHODS, optional=False)
     if name == "episodes":
         return _int(name, value, 1, "training episodes per run")
     if name == "eval_episodes":
@@ -301,6 +305,8 @@ class Experiment:
     ``finals``: one row per (protocol, variant, seed) with ``final_return`` (last training
     episode), ``eval_return`` (mean over evaluation episodes), ``episodes_to_200`` and
     ``episodes_to_400`` (NaN = never reached), ``diverged`` (bool), ``root_seed``.
+    Both frames name the variant by ``variant`` (its display name) and by its parts
+    ``method``, ``stabiliser`` and ``reading`` (:meth:`pgsom.variants.Variant.columns`).
     ``curves``: one row per (protocol, variant, seed, episode) with ``return`` and
     ``env_steps`` (cumulative environment steps); episodes are 1-based.
     """
@@ -329,6 +335,12 @@ def threshold_window(episodes: int) -> int:
     return min(THRESHOLD_WINDOW, episodes)
 
 
+def variant_columns(name: str) -> dict[str, str]:
+    """The tidy frames' ``variant``, ``method``, ``stabiliser`` and ``reading`` columns of the
+    variant displayed as ``name`` (:meth:`pgsom.variants.Variant.columns`)."""
+    return lookup(name).columns()
+
+
 def tidy_finals(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
     """The ``finals`` rows of one protocol (see :class:`Experiment`)."""
     frames = []
@@ -342,7 +354,7 @@ def tidy_finals(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]
             eval_mean = np.where(counts > 0, np.nansum(ev, axis=1) / np.maximum(counts, 1), np.nan)
         cols = {
             "protocol": protocol.name,
-            "variant": variant,
+            **variant_columns(variant),
             "seed": np.arange(n),
             "root_seed": protocol.root_seed,
             "final_return": ret[:, -1],
@@ -363,7 +375,7 @@ def tidy_curves(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]
         n, episodes = ret.shape
         frames.append(pd.DataFrame({
             "protocol": protocol.name,
-            "variant": variant,
+            **variant_columns(variant),
             "seed": np.repeat(np.arange(n), episodes),
             "episode": np.tile(np.arange(1, episodes + 1), n),
             "return": ret.reshape(-1),
@@ -422,24 +434,39 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
     :data:`PROGRESS_FILE_ENV` names a file: then progress goes to that file
     (:class:`ProgressFile`) and no bar is shown.
     """
-    from pgsom.runner import RESULT_FIELDS, RunSpec, training_source_version
-    from pgsom.store import ResultStore
-    from pgsom.sweep import close_executor, executor_for, run_key, run_many
-
     unknown = [p for p in protocols if p not in PROTOCOLS]
     if unknown:
         raise ValueError(f"protocols: unknown protocol(s) {unknown}; allowed: {list(PROTOCOLS)}")
     configs = make_variants(variants, episodes=episodes, eval_episodes=eval_episodes)
+    n_seeds, root_seeds = dict(n_seeds or {}), dict(root_seeds or {})
+    resolved = {p: PROTOCOLS[p].replace(n_seeds.get(p), root_seeds.get(p)) for p in protocols}
+    return run_experiment(resolved, configs, cache_dir=cache_dir, max_workers=max_workers,
+                          progress=progress, log=log, executor=executor, scheduler=scheduler)
+
+
+def run_experiment(protocols: Mapping[str, Protocol], configs: Mapping[str, RunConfig], *,
+                   cache_dir: str | Path = DEFAULT_CACHE_DIR, max_workers: int | None = None,
+                   progress: bool = False, log: Callable[[str], Any] | None = print, executor=None,
+                   scheduler: str | None = None) -> Experiment:
+    """Train or load every config (name -> :class:`RunConfig`, the names those of known
+    variants: :func:`pgsom.variants.lookup`) under every protocol; what
+    :func:`load_experiment` does once it has resolved its arguments (the readings study,
+    :mod:`pgsom.readings`, calls it with its own protocols and variants)."""
+    from pgsom.runner import RESULT_FIELDS, RunSpec, training_source_version
+    from pgsom.store import ResultStore
+    from pgsom.sweep import close_executor, executor_for, run_key, run_many
+
+    episodes = {c.episodes for c in configs.values()}
+    if len(episodes) != 1:
+        raise ValueError(f"configs must share one episode budget, got {sorted(episodes)}")
+    episodes = episodes.pop()
     store = ResultStore(resolve_path(cache_dir))
     version = training_source_version()
     if scheduler is not None and executor is not None:
         raise ValueError(f"pass scheduler or executor, not both (scheduler={scheduler!r}, "
                          f"executor={executor!r})")
-    n_seeds, root_seeds = dict(n_seeds or {}), dict(root_seeds or {})
-    resolved, specs, to_train = {}, {}, 0
-    for p in protocols:
-        proto = PROTOCOLS[p].replace(n_seeds.get(p), root_seeds.get(p))
-        resolved[p] = proto
+    resolved, specs, to_train = dict(protocols), {}, 0
+    for p, proto in resolved.items():
         specs[p] = [RunSpec(v, c, i, proto.root_seed) for v, c in configs.items()
                     for i in range(proto.n_seeds)]
         total = len(specs[p])
@@ -449,6 +476,7 @@ def load_experiment(protocols: Sequence[str] = ("paper", "powered"), *,
             log(f"protocol {p!r}: {len(configs)} variants x {proto.n_seeds} seeds = {total} runs "
                 f"of {episodes} episodes, root seed {proto.root_seed}; {cached} cached, "
                 f"{total - cached} to train")
+    protocols = list(resolved)
     t0 = time.perf_counter()
     cluster = executor_for(scheduler)
     try:
@@ -485,13 +513,16 @@ def write_csv(df: pd.DataFrame, path: str | Path, float_format: str = "%.6g") ->
 
 
 def write_run_tables(data: Experiment, paper_dir: str | Path) -> dict[str, Path]:
-    """Write ``final_returns.csv`` (one row per protocol, variant, seed) and ``curves.csv``
-    (one row per protocol, variant, seed, episode) into ``paper_dir``; floats ``%.6g``,
+    """Write ``final_returns.csv`` (one row per protocol, variant, seed, with the variant's
+    ``method``, ``stabiliser`` and ``reading``) and ``curves.csv`` (one row per protocol,
+    variant, seed, episode; the variant's parts are left out of this, the largest file, and
+    joined from ``final_returns.csv`` on ``variant``) into ``paper_dir``; floats ``%.6g``,
     censored / missing values as empty cells."""
     d = resolve_path(paper_dir)
+    slim = data.curves.drop(columns=["method", "stabiliser", "reading"], errors="ignore")
     return {
         "final_returns": write_csv(data.finals, d / "final_returns.csv"),
-        "curves": write_csv(data.curves, d / "curves.csv"),
+        "curves": write_csv(slim, d / "curves.csv"),
     }
 
 
@@ -502,7 +533,7 @@ def clip_fraction(data: Experiment) -> pd.DataFrame:
     rows = []
     for p, runs in data.runs.items():
         for v, r in runs.items():
-            if "clip" not in v.split("+")[1:] and "clip_same_lr" not in v.split("+")[1:]:
+            if lookup(v).config().algo.clip_norm is None:
                 continue
             fired = np.asarray(r["clipped"], bool)
             rows.append({"protocol": p, "variant": v, "fraction_clipped": float(fired.mean()),
@@ -529,16 +560,11 @@ def threshold_summary(finals: pd.DataFrame, budget: int) -> pd.DataFrame:
 def stabiliser_means(finals: pd.DataFrame, protocol: str, value: str = "final_return") -> pd.DataFrame:
     """Mean ``value`` per method (rows) and stabiliser (columns: none, clip, ...) for one
     protocol; NaN where a variant was not run. Diverged runs (NaN) are left out of the mean."""
-    g = finals[finals["protocol"] == protocol]
-    split = g["variant"].str.split("+", n=1, expand=True)
-    method = split[0]
-    stab = split[1].fillna("none") if split.shape[1] > 1 else pd.Series("none", index=g.index)
-    table = g.assign(method=method, stabiliser=stab).pivot_table(
-        index="method", columns="stabiliser", values=value, aggfunc="mean", sort=False)
-    order = [s for s in ("none", "clip", "entropy", "baseline", "clip_same_lr", "lr2", "reuse", "surrogate")
-             if s in table.columns]
+    g = finals[(finals["protocol"] == protocol) & (finals["reading"] == "default")]
+    table = g.pivot_table(index="method", columns="stabiliser", values=value, aggfunc="mean", sort=False)
+    order = [s for s in (*PAPER_STABILISERS, *STABILISERS) if s in table.columns]
     rows = [m for m in METHODS if m in table.index]
-    return table.loc[rows, order]
+    return table.loc[rows, list(dict.fromkeys(order))]
 
 
 def summary_statistics(finals: pd.DataFrame, budget: int, *, n_boot: int = 10_000,

@@ -16,7 +16,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PAPER_TABLE1", "PAPER_TABLE1_SEEDS", "PAPER_CLAIMS", "CLAIM_IDS"]
+__all__ = ["PAPER_TABLE1", "PAPER_TABLE1_SEEDS", "PAPER_CLAIMS", "CLAIM_IDS", "PAPER_LR",
+           "PAPER_CLIP_NORM", "PAPER_CLIP_LR_SCALE", "PAPER_ENTROPY_COEF"]
+
+PAPER_LR = 0.002
+"""The learning rate of every method (paper 4.1)."""
+PAPER_CLIP_NORM = 50.0
+"""The gradient-norm clipping threshold of the ``+clip`` rows (paper 4.1)."""
+PAPER_CLIP_LR_SCALE = 2.0
+"""The ``+clip`` rows double the learning rate (paper 4.1)."""
+PAPER_ENTROPY_COEF = 0.01
+"""The entropy bonus coefficient beta_H of the ``+entropy`` rows (paper 4.1)."""
 
 PAPER_TABLE1: dict[str, tuple[float, float]] = {
     # variant: (mean, std) of the final-episode return over 5 seeds, as printed in the

@@ -3,7 +3,8 @@
     python -m pgsom.pipeline --profile full|quick [--only NAME ...] [--out DIR]
                              [--cache-dir DIR] [--set NAME=VALUE ...] [--log-output]
 
-Notebooks run in order (``derivations``, ``ablation``, ``main_results``, ``statistics``) with
+Notebooks run in order (``derivations``, ``ablation``, ``main_results``, ``readings``,
+``statistics``) with
 kernel ``python3``, the repository root as working directory and a per-cell execution timeout;
 their parameters come from the profile. ``ablation`` trains every run into the results cache,
 the later notebooks load them from it.
@@ -88,13 +89,15 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          "paper/curves.csv"),
         ((("paper/table1.csv", "paper/table1.md", "paper/table1.tex"),
           "Table 1: final-episode return per variant (paper's 12, adam, npg, clip attribution "
-          "rows, the paper's likely versions rk+reuse and hessian+surrogate), per protocol n, mean, "
+          "rows, the paper's likely versions rk@reuse and hessian@surrogate), per protocol n, mean, "
           "std, 95% t CI, beside the paper's mean and std"),
          (("paper/final_returns.csv",),
-          "one row per (protocol, variant, seed): final-episode return, eval return, episodes "
-          "to reach 200 and 400 (empty if never), diverged"),
+          "one row per (protocol, variant, seed): the variant's method, stabiliser and reading, "
+          "final-episode return, eval return, episodes to reach 200 and 400 (empty if never), "
+          "diverged"),
          (("paper/curves.csv",),
-          "one row per (protocol, variant, seed, episode): return and cumulative env steps")),
+          "one row per (protocol, variant, seed, episode): return and cumulative env steps "
+          "(the variant's parts: final_returns.csv)")),
     ),
     NotebookSpec(
         "main_results",
@@ -107,6 +110,17 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          (("figures/fig3_final_returns.pdf", "figures/fig3_final_returns.png"),
           "Figure 3: final-episode return of every seed of every variant over its mean and "
           "95% CI, per protocol, with the paper's mean and std")),
+    ),
+    NotebookSpec(
+        "readings",
+        ("paper/readings.csv", "paper/readings.md", "figures/fig5_readings.pdf",
+         "figures/fig5_readings.png"),
+        ((("paper/readings.csv", "paper/readings.md", "figures/fig5_readings.pdf",
+           "figures/fig5_readings.png"),
+          "the readings study: which reading of the paper (return weighting, optimiser, "
+          "PG-SOM's Hessian, RK's rule and stage, what Table 1 reports) reproduces its Table 1, "
+          "chosen on selection seeds and confirmed on fresh ones; Figure 5 draws the paper's "
+          "cells against our default and the chosen readings"),),
     ),
     NotebookSpec(
         "statistics",
@@ -141,6 +155,8 @@ class Profile:
     paper_seeds: int
     powered_seeds: int
     replication_seeds: int       # the claims' second sample (the statistics notebook only)
+    selection_seeds: int         # the readings study's selection seeds (the readings notebook)
+    confirmation_seeds: int      # the readings study's confirmation seeds
     episodes: int
     eval_episodes: int
     variants: Sequence[str] | None
@@ -150,10 +166,11 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "full": Profile("full", ".", 5, 50, 50, 500, 10, None, cell_timeout_s=6 * 3600,
+    "full": Profile("full", ".", 5, 50, 50, 20, 50, 500, 10, None, cell_timeout_s=6 * 3600,
                     update_readme=True),
-    "quick": Profile("quick", "results/quick", 2, 3, 3, 8, 2, None, cell_timeout_s=900,
+    "quick": Profile("quick", "results/quick", 2, 3, 3, 3, 3, 8, 2, None, cell_timeout_s=900,
                      extra={"derivations": {"n_mc": 4000},
+                            "readings": {"n_boot": 1000},
                             "statistics": {"n_boot": 1000, "fpr_trials": 1000}}),
 }
 
@@ -172,6 +189,12 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
     figures, paper = _rel(out / "figures"), _rel(out / "paper")
     if spec.name == "derivations":
         params: dict[str, Any] = {"derivations_csv": f"{paper}/derivations.csv", "figures_dir": figures}
+    elif spec.name == "readings":
+        params = {"selection_seeds": profile.selection_seeds,
+                  "confirmation_seeds": profile.confirmation_seeds, "episodes": profile.episodes,
+                  "eval_episodes": profile.eval_episodes, "cache_dir": _rel(cache_dir),
+                  "max_workers": None, "scheduler": None, "progress": False,
+                  "paper_dir": paper, "figures_dir": figures}
     else:
         params = {
             "protocols": ["paper", "powered"],
@@ -192,6 +215,7 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
             params["protocols"] = ["paper", "powered", "replication"]
             params["replication_seeds"] = profile.replication_seeds
             params["derivations_csv"] = f"{paper}/derivations.csv"
+            params["readings_csv"] = f"{paper}/readings.csv"  # the readings study (claim C11)
     params.update(profile.extra.get(spec.name, {}))
     return params
 

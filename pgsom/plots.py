@@ -31,6 +31,7 @@ from pgsom import stats
 from pgsom.store import write_bytes_atomic
 
 __all__ = [
+    "figure5",
     "OKABE_ITO", "METHOD_COLORS", "STABILISER_LINESTYLES", "STYLE", "DPI", "style",
     "variant_color", "variant_linestyle", "trailing_mean", "interp_on_grid", "learning_curves",
     "learning_curves_env_steps", "final_returns", "figure2", "figure3", "effects", "figure4",
@@ -123,18 +124,25 @@ def _detach(fig: Figure) -> Figure:
     return fig
 
 
-def _split(variant: str) -> tuple[str, str]:
-    method, _, rest = variant.partition("+")
-    return method, rest or "none"
+def _parts(variant: str) -> tuple[str, str]:
+    """(method, stabiliser) of the variant displayed as ``variant`` (a table lookup:
+    :func:`pgsom.variants.lookup`); an unknown name draws in black, solid."""
+    from pgsom.variants import lookup
+
+    try:
+        v = lookup(variant)
+    except ValueError:
+        return "", "none"
+    return v.method, v.stabiliser
 
 
 def variant_color(variant: str) -> str:
     """The colour of the variant's method (black for an unknown one)."""
-    return METHOD_COLORS.get(_split(variant)[0], OKABE_ITO["black"])
+    return METHOD_COLORS.get(_parts(variant)[0], OKABE_ITO["black"])
 
 
 def variant_linestyle(variant: str):
-    return STABILISER_LINESTYLES.get(_split(variant)[1], "-")
+    return STABILISER_LINESTYLES.get(_parts(variant)[1], "-")
 
 
 def _label(variant: str) -> str:
@@ -433,6 +441,39 @@ def figure3(values: Mapping[str, Mapping[str, np.ndarray]], *,
             ax.set_title((titles or {}).get(protocol, f"{protocol} protocol ({n} seeds)"), loc="left")
         handles, labels = axes[0, 0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=len(labels))
+    return _detach(fig)
+
+
+def figure5(table, *, titles: Sequence[str] = ("(a) mean of the 5 seeds", "(b) std of the 5 seeds"),
+            title: str | None = None) -> Figure:
+    """Figure 5, the readings study: Table 1's cells (``table``: one row per variant, the frame
+    of :meth:`pgsom.readings.Study.table1`), the mean in (a) and the std in (b). Per cell: the
+    paper's number (black diamond); for our default reading and for the reading chosen per
+    method, the value over all our runs (point) and the 95% replication interval of what 5 of
+    our runs would print (bar, the ``rep_*`` columns). A paper's number outside a bar is one
+    that reading would rarely print. Closed in pyplot before it is returned."""
+    names = list(table["variant"])
+    y = np.arange(len(names))[::-1]
+    series = (("default", "our default reading", OKABE_ITO["blue"], "o", -0.15),
+              ("best", "chosen reading (per method)", OKABE_ITO["orange"], "s", 0.15))
+    with style():
+        fig, axes = plt.subplots(1, 2, figsize=(10.5, 0.32 * len(names) + 1.9), sharey=True,
+                                 layout="constrained")
+        for ax, stat, text in zip(axes, ("mean", "std"), titles):
+            for tag, label, color, marker, dy in series:
+                lo, hi = table[f"{tag}_rep_{stat}_low"].to_numpy(float), table[f"{tag}_rep_{stat}_high"].to_numpy(float)
+                ax.hlines(y + dy, lo, hi, color=color, linewidth=2.2, alpha=0.8)
+                ax.plot(table[f"{tag}_{stat}"].to_numpy(float), y + dy, marker, color=color, markersize=4,
+                        linestyle="none", label=f"{label}: our runs, and where 5 of them land (95%)")
+            ax.plot(table[f"paper_{stat}"].to_numpy(float), y, "D", color=OKABE_ITO["black"], markersize=5,
+                    linestyle="none", label="paper's Table 1")
+            ax.set_title(text, loc="left")
+            ax.set_xlabel("final return" if stat == "mean" else "std across seeds")
+        axes[0].set_yticks(y, [_label(n) for n in names])
+        if title:
+            fig.suptitle(title, x=0.01, ha="left")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncol=3)
     return _detach(fig)
 
 

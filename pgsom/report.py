@@ -18,6 +18,7 @@ import pandas as pd
 from pgsom import stats
 from pgsom.paper import PAPER_TABLE1, PAPER_TABLE1_SEEDS
 from pgsom.store import write_text_atomic
+from pgsom.variants import METHOD_LABELS, STABILISER_LABELS, lookup
 
 __all__ = [
     "PAPER_TABLE1", "METHOD_LABELS", "STABILISER_LABELS", "variant_label", "table1_frame",
@@ -26,34 +27,14 @@ __all__ = [
     "README_BEGIN", "README_END", "for_display",
 ]
 
-METHOD_LABELS = {
-    "pg": "Policy Gradient",
-    "hessian": "Hessian Policy Gradient",
-    "rk": "Runge–Kutta",
-    "adam": "Adam",
-    "npg": "Natural PG",
-}
-"""Display names; the paper's three are its own Table 1 names."""
-
-STABILISER_LABELS = {
-    "clip": "clip",
-    "entropy": "entropy",
-    "baseline": "baseline",
-    "clip_same_lr": "clip at base lr",
-    "lr2": "doubled lr",
-    "reuse": "reused 2nd stage (paper's likely RK)",
-    "surrogate": "surrogate Hessian (paper's likely PG-SOM)",
-}
-
 README_BEGIN = "<!-- BEGIN OUTPUTS -->"
 README_END = "<!-- END OUTPUTS -->"
 
 
 def variant_label(variant: str) -> str:
-    """``pg+clip`` -> ``Policy Gradient + clip`` (the paper's naming)."""
-    method, *stabs = variant.split("+")
-    parts = [METHOD_LABELS.get(method, method)] + [STABILISER_LABELS.get(s, s) for s in stabs]
-    return " + ".join(parts)
+    """``pg+clip`` -> ``Policy Gradient + clip`` (the paper's naming): the label of the known
+    variant displayed as ``variant`` (:attr:`pgsom.variants.Variant.label`)."""
+    return lookup(variant).label
 
 
 # --------------------------------------------------------------------------- Table 1

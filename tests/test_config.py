@@ -2,7 +2,8 @@
 
 import pytest
 
-from pgsom.config import AlgoConfig, RunConfig, table1_variants, variant
+from pgsom.config import AlgoConfig, RunConfig
+from pgsom.variants import variant
 
 
 @pytest.mark.parametrize(
@@ -70,36 +71,6 @@ def test_round_trip_and_unknown_keys():
         RunConfig.from_dict(data)
     with pytest.raises(ValueError, match="unknown RunConfig/AlgoConfig field"):
         cfg.replace(learning_rate=0.1)
-
-
-def test_variants_follow_the_paper():
-    name, cfg = variant("pg", "clip")
-    assert name == "pg+clip" and cfg.algo.clip_norm == 50.0 and cfg.algo.effective_lr == pytest.approx(0.004)
-    _, same = variant("pg", "clip_same_lr")
-    _, lr2 = variant("pg", "lr2")
-    assert same.algo.clip_norm == 50.0 and same.algo.effective_lr == pytest.approx(0.002)
-    assert lr2.algo.clip_norm is None and lr2.algo.effective_lr == pytest.approx(0.004)
-    assert variant("rk", "entropy")[1].algo.entropy_coef == 0.01
-    assert variant("hessian", "baseline")[1].algo.baseline
-    table = table1_variants()
-    assert list(table)[:12] == [
-        f"{m}{s}" for m in ("pg", "hessian", "rk") for s in ("", "+clip", "+entropy", "+baseline")
-    ]
-    assert {"adam", "npg", "rk+clip_same_lr", "rk+lr2"} <= set(table)
-    with pytest.raises(ValueError, match="stabiliser must be one of"):
-        variant("pg", "dropout")
-
-
-def test_paper_likely_versions_are_options_of_their_method_only():
-    name, cfg = variant("rk", "reuse")
-    assert name == "rk+reuse" and cfg.algo.rk_stage == "reuse" and cfg.algo.episodes_per_update == 1
-    name, cfg = variant("hessian", "surrogate")
-    assert name == "hessian+surrogate" and cfg.algo.hessian_terms == "surrogate"
-    with pytest.raises(ValueError, match="'reuse' applies to method 'rk' only"):
-        variant("pg", "reuse")
-    with pytest.raises(ValueError, match="'surrogate' applies to method 'hessian' only"):
-        variant("rk", "surrogate")
-    assert list(table1_variants())[-2:] == ["rk+reuse", "hessian+surrogate"]
 
 
 @pytest.mark.parametrize(

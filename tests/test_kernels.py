@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from pgsom import estimators as est
-from pgsom.config import RunConfig, variant
+from pgsom.config import RunConfig
+from pgsom.variants import REUSE, variant
 from pgsom.envs import CartPoleBatch
 from pgsom.kernels import fused
 from pgsom.policy import PolicySpec, forward, init_params
@@ -237,7 +238,7 @@ def test_the_numbers_do_not_depend_on_the_kernel_threads():
     included), mixed in one batch, trained with 1, 2 and 3 kernel threads: the same bytes."""
     base = RunConfig(episodes=6, eval_episodes=2)
     variants = [variant("pg", base=base), variant("hessian", "clip", base=base), variant("npg", base=base),
-                variant("rk", "reuse", base=base), variant("rk", "entropy", base=base),
+                variant("rk", reading=REUSE, base=base), variant("rk", "entropy", base=base),
                 variant("adam", "baseline", base=base), ("npg-expected", variant("npg", base=base)[1].replace(fisher="expected"))]
     runs = [RunSpec(name, cfg, i) for name, cfg in variants for i in range(5)]
     one = make_train(runs)()

@@ -23,7 +23,8 @@ import pgsom
 import numpy as np, torch
 from pgsom import numerics
 from pgsom import exact_mdp as xm
-from pgsom.config import RunConfig, variant
+from pgsom.config import RunConfig
+from pgsom.variants import variant
 from pgsom.runner import run_sweep
 
 def h(*arrays):
@@ -166,7 +167,8 @@ def test_provenance_records_mode_cpu_and_versions():
 
 
 def test_worker_refuses_other_numerics():
-    from pgsom.config import RunConfig, variant
+    from pgsom.config import RunConfig
+    from pgsom.variants import variant
     from pgsom.runner import NumericsMismatch, RunSpec, train_runs
 
     name, cfg = variant("pg", base=RunConfig(episodes=1, eval_episodes=0))

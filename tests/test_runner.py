@@ -7,7 +7,8 @@ import pytest
 from scipy import stats as sps
 
 from pgsom import runner
-from pgsom.config import AlgoConfig, RunConfig, variant
+from pgsom.config import AlgoConfig, RunConfig
+from pgsom.variants import variant
 from pgsom.runner import RunSpec, make_train, run_sweep
 from pgsom.store import CorruptCacheError, ResultStore
 

@@ -22,7 +22,8 @@ import pytest
 
 from pgsom import experiments as ex
 from pgsom import numerics, runner, sweep
-from pgsom.config import RunConfig, variant
+from pgsom.config import RunConfig
+from pgsom.variants import variant
 from pgsom.runner import RESULT_FIELDS, RunSpec
 from pgsom.store import ResultStore
 
@@ -30,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DETERMINISTIC = [f for f in RESULT_FIELDS if f != "update_seconds"]  # update_seconds is timing
 
 VARIANTS_SRC = """
-from pgsom.config import RunConfig, variant
+from pgsom.config import RunConfig
+from pgsom.variants import variant
 SHORT = RunConfig(episodes=20, eval_episodes=2)
 VARIANTS = dict([variant("pg", base=SHORT), variant("hessian", "clip", base=SHORT),
                  variant("rk", base=SHORT)])

@@ -100,8 +100,11 @@ def build_report(finals: pd.DataFrame, curves: pd.DataFrame,
                  seed: int = 0, clip_fraction: pd.DataFrame | None = None,
                  state: pd.DataFrame | None = None, primary: str = "powered",
                  protocol_info: Mapping[str, tuple[int, int]] | None = None,
-                 comparisons: pd.DataFrame | None = None) -> Report:
-    """The claims report from the tidy data (see :mod:`pgsom.claims`). ``protocol_info``:
+                 comparisons: pd.DataFrame | None = None,
+                 readings: pd.DataFrame | None = None) -> Report:
+    """The claims report from the tidy data (see :mod:`pgsom.claims`). ``readings``: the
+    readings study's table (``paper/readings.csv``, :mod:`pgsom.readings`), summarised under
+    C11 when given. ``protocol_info``:
     protocol -> (seeds, root seed), for the data section; ``comparisons``: the frame of
     :func:`~pgsom.claims.comparisons.comparison_family` with the same ``n_boot`` and
     ``seed`` if already computed."""
@@ -122,5 +125,6 @@ def build_report(finals: pd.DataFrame, curves: pd.DataFrame,
             "window": threshold_window(budget),
             "protocols": dict(protocol_info),
             "diverged": {p: int(g["diverged"].sum()) for p, g in finals.groupby("protocol", sort=False)},
-            "runs": {p: len(g) for p, g in finals.groupby("protocol", sort=False)}}
+            "runs": {p: len(g) for p, g in finals.groupby("protocol", sort=False)},
+            "readings": readings}
     return Report(rows, claims, comparisons, final_vs_eval(finals), meta)

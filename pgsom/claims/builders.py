@@ -36,6 +36,7 @@ from pgsom.claims.data import censored, curve_matrix, finite, row_rng, sign, val
 from pgsom.claims.rows import Row, episodes_row, mean_row, number_row, slug, spread_row
 from pgsom.claims.rule import CONTEXT, LEVEL, MEDIUM_EFFECT, VERDICTS
 from pgsom.paper import PAPER_CLAIMS, PAPER_TABLE1
+from pgsom.variants import Variant
 
 # C11, C12 (the paper's Table 1 and its text)
 from pgsom.claims.comparisons import COMPARISONS
@@ -387,20 +388,20 @@ def c10(d: ClaimData) -> list[Row]:
         for m in ("pg", "hessian", "rk"):
             for stab, what in (("clip", "clipping with the doubled rate (`clip`)"),
                                ("clip_same_lr", "clipping alone, at the base rate")):
-                v = f"{m}+{stab}"
+                v = Variant(m, (stab,)).name
                 out.append(mean_row("C10", slug(v, "mean"), f"{what} raises the mean of `{m}` (`{v}` − `{m}`)",
                                     p, d.finals, v, m, claimed_sign=1,
-                                    claimed_effect=_paper_diff(f"{m}+clip", m)))
+                                    claimed_effect=_paper_diff(Variant(m, ("clip",)).name, m)))
                 out.append(spread_row("C10", slug(v, "sd"),
                                       f"{what} cuts the spread across seeds of `{m}` (`{v}` / `{m}`)",
                                       p, d.finals, v, m, seed=d.seed, n_boot=d.n_boot))
-            v = f"{m}+lr2"
+            v = Variant(m, ("lr2",)).name
             r = mean_row("C10", slug(v, "mean"), f"attribution: the doubled rate alone (`{v}` − `{m}`)",
                          p, d.finals, v, m, claimed_sign=1, claimed_effect=math.nan)
             out.append(replace(r, kind="measured"))
             cf_all = d.clip_fraction
             if cf_all is not None and not cf_all.empty:
-                for v2 in (f"{m}+clip", f"{m}+clip_same_lr"):
+                for v2 in (Variant(m, (s,)).name for s in ("clip", "clip_same_lr")):
                     cf = cf_all[(cf_all["protocol"] == p) & (cf_all["variant"] == v2)]
                     if not cf.empty:
                         out.append(Row("C10", slug(v2, "fired"), f"fraction of the gradient "

@@ -26,21 +26,22 @@ import pandas as pd
 from pgsom import stats
 from pgsom.claims.data import finite, has, once, row_rng, values
 from pgsom.claims.rule import ALPHA, LEVEL, MEDIUM_EFFECT, POWER
+from pgsom.config import PAPER_METHODS
+from pgsom.variants import REUSE, STABILISERS, SURROGATE, Variant
 
 __all__ = ["COMPARISONS", "COLUMNS", "comparison_family", "decision", "holm_within",
            "apply_family", "pooled_sd", "power", "seeds_needed", "family_alpha", "spread_ratio_ci",
            "pair_key", "paired_power", "paired_seeds_needed"]
 
 COMPARISONS: tuple[tuple[str, str, str], ...] = (
-    *((f"{m}+{s}", m, "stabiliser vs none") for m in ("pg", "hessian", "rk")
-      for s in ("clip", "entropy", "baseline", "clip_same_lr", "lr2")),
+    *((Variant(m, (s,)).name, m, "stabiliser vs none") for m in PAPER_METHODS for s in STABILISERS),
     ("hessian", "pg", "method vs pg"), ("rk", "pg", "method vs pg"),
     ("adam", "pg", "method vs pg"), ("npg", "pg", "method vs pg"),
     ("hessian", "adam", "Hessian vs squared-gradient second moment"),
     ("hessian", "npg", "Hessian vs Fisher"),
-    ("rk", "pg+clip", "text check (C12)"),
-    ("rk+reuse", "rk", "paper's likely version vs our default"),
-    ("hessian+surrogate", "hessian", "paper's likely version vs our default"),
+    ("rk", Variant("pg", ("clip",)).name, "text check (C12)"),
+    (Variant("rk", reading=REUSE).name, "rk", "paper's likely version vs our default"),
+    (Variant("hessian", reading=SURROGATE).name, "hessian", "paper's likely version vs our default"),
 )
 """The comparison family (A, B, group): A is compared with its reference B."""
 

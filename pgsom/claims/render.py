@@ -397,7 +397,7 @@ def _claim_specific(cid: str, rep: Report, N: Numbers, g: pd.DataFrame) -> list[
                 "effect. Mean rows: claimed effect = the paper's Table 1 difference for that "
                 "method.", ""]
     if cid == "C11":
-        return _c11_specific(g, N)
+        return _c11_specific(g, N) + _c11_readings(rep.meta.get("readings"), N)
     if cid == "C12":
         return ["Self-checks compare the paper's text with its own Table 1 (no data of ours): "
                 "each number it quotes, each percentage, and each comparison it makes between "
@@ -444,6 +444,70 @@ def _c11_specific(g: pd.DataFrame, N: Numbers) -> list[str]:
                          f"{N(('C11', p, stat, 'nrep'), int(known.sum()), 'count')}.")
     return lines + ["", "CIs: Student-t for the means, chi-square (normal theory, not robust to "
                     "capped returns) for the stds.", ""]
+
+
+def readings_found(scores: pd.DataFrame) -> dict[str, Any]:
+    """What the readings study found (``scores``: ``paper/readings.csv``): per method the
+    chosen reading, its consistent rows on the selection and on the confirmation seeds, the
+    default's on the confirmation seeds, and the most rows any scored reading of the method
+    reproduces on the selection seeds; totals over the methods."""
+    out: dict[str, Any] = {"methods": {}}
+    for m, g in scores.groupby("method", sort=False):
+        chosen = g[g["chosen"].astype(bool)]
+        sel = g[g["set"] == "selection"]
+        conf = g[g["set"] == "confirmation"]
+        default = conf[(conf["reading"] == "default") & (conf["statistic"] == "last") & (conf["ddof"] == 1)]
+        per = sel.groupby(["reading", "statistic", "ddof"], sort=False)["consistent"].sum()
+        out["methods"][m] = {
+            "reading": str(chosen["reading"].iloc[0]) if len(chosen) else "",
+            "statistic": str(chosen["statistic"].iloc[0]) if len(chosen) else "",
+            "ddof": int(chosen["ddof"].iloc[0]) if len(chosen) else -1,
+            "selection": int(chosen[chosen["set"] == "selection"]["consistent"].astype(bool).sum()),
+            "confirmation": int(chosen[chosen["set"] == "confirmation"]["consistent"].astype(bool).sum()),
+            "default": int(default["consistent"].astype(bool).sum()),
+            "rows": int((chosen["set"] == "confirmation").sum()),
+            "most": int(per.max()) if len(per) else 0,
+            "scored": int(len(per))}
+    for k in ("selection", "confirmation", "default", "rows", "scored"):
+        out[k] = sum(v[k] for v in out["methods"].values())
+    return out
+
+
+def _c11_readings(scores: pd.DataFrame | None, N: Numbers) -> list[str]:
+    """C11's paragraph on the readings study (``paper/readings.md``), when it was run."""
+    if scores is None or len(scores) == 0:
+        return ["The readings study (`notebooks/readings.ipynb`) was not run: whether another "
+                "reading of the paper reproduces Table 1 is not reported here.", ""]
+    f = readings_found(scores)
+    lines = ["**Which reading reproduces Table 1?** The readings study (`paper/readings.md`, "
+             "`pgsom.readings`) scored "
+             f"{N(('C11', 'readings', 'scored'), f['scored'], 'count')} readings of the paper "
+             "(training choices and what Table 1 reports) against the paper's pairs with the same "
+             "joint test, unadjusted, chose the best per method on selection seeds and ran it "
+             "again on fresh confirmation seeds. On the confirmation seeds the chosen readings "
+             f"reproduce {N(('C11', 'readings', 'confirmation'), f['confirmation'], 'count')} of "
+             f"{N(('C11', 'readings', 'rows'), f['rows'], 'count')} rows of Table 1 (on the "
+             f"selection seeds, where they were chosen: "
+             f"{N(('C11', 'readings', 'selection'), f['selection'], 'count')}); our default "
+             f"reproduces {N(('C11', 'readings', 'default'), f['default'], 'count')}.", ""]
+    for m, v in f["methods"].items():
+        stat = v["statistic"]
+        if stat == "last":
+            what = "the last training episode's return"
+        elif stat == "eval":
+            what = "the final policy's mean evaluation return"
+        else:
+            k = int(stat[len("last"):])
+            what = f"the mean of the last {N(('C11', 'readings', m, 'last'), k, 'count')} training episodes"
+        lines.append(f"* `{m}`: chosen `{v['reading']}` (Table 1 reporting {what}, std ddof "
+                     f"{N(('C11', 'readings', m, 'ddof'), v['ddof'], 'count')}): "
+                     f"{N(('C11', 'readings', m, 'conf'), v['confirmation'], 'count')} of "
+                     f"{N(('C11', 'readings', m, 'rows'), v['rows'], 'count')} rows confirmed "
+                     f"({N(('C11', 'readings', m, 'sel'), v['selection'], 'count')} on the selection "
+                     f"seeds); no reading of `{m}` reproduces more than "
+                     f"{N(('C11', 'readings', m, 'most'), v['most'], 'count')} of its rows on the "
+                     "selection seeds.")
+    return lines + [""]
 
 
 def _comparisons_md(rep: Report, N: Numbers) -> list[str]:
