@@ -21,6 +21,15 @@ version and why: docs/design.md, 'Choices the paper leaves open'):
 * ``rk_stage="fresh"``: RK's second stage samples new episodes at theta~ (unbiased, counted
   in the budget); ``"reuse"`` re-scores the first episode at theta~ (biased, no new samples,
   plausibly what the paper ran).
+* ``std_ddof=0``: the standardisation divides by the population std; ``1`` is the sample std
+  (torch's ``Tensor.std()``, what pytorch/examples' reinforce.py uses).
+* ``second_moment="square"``: PG-SOM's v tracks h*h (AdaHessian); ``"abs"`` tracks |h|,
+  ``"signed"`` the signed EMA of h (a reading of the title's "second-order momentum" without
+  squaring).
+* ``rk_rule="heun"``: RK2 by Heun's rule; ``"midpoint"`` is the other common RK2.
+* ``baseline_kind="time_ema"``: the time-indexed EMA of past reward-to-go; ``"running_mean"``
+  is the textbook constant baseline, the mean of past episodes' returns (removed exactly by
+  per-episode standardisation, so it matters with ``standardize=False`` only).
 """
 
 from __future__ import annotations
@@ -73,15 +82,31 @@ class AlgoConfig:
     entropy_coef: float = 0.0
     """beta_H: weight of the entropy bonus sum_t H(pi(.|s_t)) in the ascent direction."""
     baseline: bool = False
-    """Subtract the time-indexed EMA baseline b_t of past reward-to-go (no learned critic)."""
+    """Subtract a baseline built from past episodes (no learned critic), the kind of
+    ``baseline_kind``, from every A_t before the optional standardisation."""
+    baseline_kind: str = "time_ema"
+    """``time_ema``: b_t = the bias-corrected EMA (decay ``baseline_decay``) of past episodes'
+    reward-to-go G_t at each time index t. ``running_mean``: one scalar per run,
+    b = (1/k) sum_{j<k} G_0^(j), the equal-weight mean over the k past episodes of each
+    episode's return G_0 under ``returns``/``gamma`` (R(tau) for ``total`` or gamma = 1, the
+    discounted return from the start otherwise), 0 before the first episode, updated after it
+    is used. Needs ``baseline=True``. A constant baseline cancels exactly in per-episode
+    standardisation ((A - b) - mean(A - b) = A - mean A, up to rounding), so ``running_mean``
+    changes the numbers only with ``standardize=False``."""
     baseline_decay: float = 0.9
-    """EMA decay of the baseline over past episodes (bias-corrected per time index)."""
+    """EMA decay of the ``time_ema`` baseline over past episodes (bias-corrected per time
+    index); ``running_mean`` does not use it."""
     returns: str = "reward_to_go"
     """``reward_to_go`` (discounted G_t) or ``total`` (undiscounted R(tau) at every t)."""
     gamma: float = 0.99
     """Discount of the reward-to-go."""
     standardize: bool = True
-    """Standardise advantages per episode: (A - mean) / (std + 1e-8), population std."""
+    """Standardise advantages per episode: (A - mean) / (std + 1e-8), std as ``std_ddof`` says."""
+    std_ddof: int = 0
+    """Delta degrees of freedom of that std over the episode's n steps:
+    std = sqrt(sum_t (A_t - mean)^2 / max(n - std_ddof, 1)). 0: the population std; 1: the
+    sample std (torch's ``Tensor.std()``, pytorch/examples' reinforce.py). A one-step episode
+    gets A = 0 either way. Needs ``standardize=True``."""
     beta1: float = 0.9
     """First-moment decay (adam, hessian)."""
     beta2: float = 0.999
@@ -95,9 +120,15 @@ class AlgoConfig:
     """``full``: h = g*S + diag grad^2(sum A log pi) (unbiased for diag grad^2 J);
     ``surrogate``: drop g*S (AdaHessian on the REINFORCE loss)."""
     second_moment: str = "square"
-    """PG-SOM's v tracks ``square`` (h*h, step m/(sqrt(v)+eps)) or ``abs`` (|h|, step m/(v+eps))."""
+    """PG-SOM's v <- b2 v + (1-b2) x tracks x = ``square`` (h*h, step m_hat/(sqrt(v_hat)+eps)),
+    ``abs`` (|h|, step m_hat/(v_hat+eps)) or ``signed`` (h itself, the signed EMA of h, step
+    m_hat/(|v_hat|+eps))."""
     rk_stage: str = "fresh"
     """RK second stage: ``fresh`` episodes at theta~ or ``reuse`` the first episode."""
+    rk_rule: str = "heun"
+    """RK2 rule, k1 = g(theta), k2 = g(theta~). ``heun``: theta~ = theta + alpha k1,
+    theta <- theta + alpha/2 (k1 + k2). ``midpoint``: theta~ = theta + alpha/2 k1,
+    theta <- theta + alpha k2."""
     npg_damping: float = 0.1
     """lambda in (F + lambda I)^-1 g for npg. F is the *mean* of s_t s_t^T over the episode's
     steps while g is the *sum* of A_t s_t (as for every method), so the step grows with the
@@ -117,35 +148,51 @@ class AlgoConfig:
         _check_positive("entropy_coef", self.entropy_coef, allow_zero=True)
         if not isinstance(self.baseline, bool):
             raise ValueError(f"baseline must be True or False, got {self.baseline!r}")
+        _check_choice("baseline_kind", self.baseline_kind, ("time_ema", "running_mean"))
         _check_unit("baseline_decay", self.baseline_decay)
         _check_choice("returns", self.returns, ("reward_to_go", "total"))
         if not (isinstance(self.gamma, (int, float)) and not isinstance(self.gamma, bool) and 0 < self.gamma <= 1):
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
         if not isinstance(self.standardize, bool):
             raise ValueError(f"standardize must be True or False, got {self.standardize!r}")
+        if not (isinstance(self.std_ddof, int) and not isinstance(self.std_ddof, bool) and self.std_ddof in (0, 1)):
+            raise ValueError(f"std_ddof must be one of (0, 1), got {self.std_ddof!r}")
         _check_unit("beta1", self.beta1)
         _check_unit("beta2", self.beta2)
         _check_positive("eps", self.eps)
         _check_choice("hessian_estimator", self.hessian_estimator, ("exact", "hutchinson"))
         _check_choice("hessian_terms", self.hessian_terms, ("full", "surrogate"))
-        _check_choice("second_moment", self.second_moment, ("square", "abs"))
+        _check_choice("second_moment", self.second_moment, ("square", "abs", "signed"))
         _check_choice("rk_stage", self.rk_stage, ("fresh", "reuse"))
+        _check_choice("rk_rule", self.rk_rule, ("heun", "midpoint"))
         _check_positive("npg_damping", self.npg_damping)
         if not (isinstance(self.npg_cg_iters, int) and not isinstance(self.npg_cg_iters, bool) and self.npg_cg_iters >= 1):
             raise ValueError(f"npg_cg_iters must be an int >= 1, got {self.npg_cg_iters!r}")
         _check_choice("fisher", self.fisher, ("empirical", "expected"))
         self._reject_options_of_other_methods()
+        if self.std_ddof != 0 and not self.standardize:
+            raise ValueError(f"std_ddof={self.std_ddof!r} applies only with standardize=True "
+                             "(it is the standardisation's std), got standardize=False")
+        if self.baseline_kind != "time_ema" and not self.baseline:
+            raise ValueError(f"baseline_kind={self.baseline_kind!r} applies only with baseline=True, "
+                             "got baseline=False")
         if self.returns == "total" and self.standardize and not self.baseline:
             raise ValueError(
                 "returns='total' with standardize=True and no baseline makes every advantage "
                 "(R - mean R) / std = 0: set standardize=False (--raw-returns) or baseline=True"
+            )
+        if self.returns == "total" and self.standardize and self.baseline_kind == "running_mean":
+            raise ValueError(
+                "returns='total' with standardize=True and baseline_kind='running_mean' makes every "
+                "advantage 0 (R - b is the same at every step, and standardising removes it): set "
+                "standardize=False (--raw-returns) or baseline_kind='time_ema'"
             )
 
     def _reject_options_of_other_methods(self) -> None:
         """A non-default option of another method would change nothing but the cache key."""
         defaults = {f.name: f.default for f in dataclasses.fields(AlgoConfig)}
         owners = {
-            "rk": ("rk_stage",),
+            "rk": ("rk_stage", "rk_rule"),
             "hessian": ("hessian_estimator", "hessian_terms", "second_moment"),
             "npg": ("npg_damping", "npg_cg_iters", "fisher"),
         }

@@ -45,6 +45,13 @@ class BaselineState(NamedTuple):
     weight: torch.Tensor  # (R, T) float64: 1 - decay^(episodes that reached t)
 
 
+class RunningMeanState(NamedTuple):
+    """Equal-weight mean over past episodes of each episode's return G_0: ``total / count``."""
+
+    total: torch.Tensor  # (R, 1) float64: sum of the past episodes' G_0
+    count: torch.Tensor  # (R, 1) float64: number of past episodes
+
+
 class GradientEstimate(NamedTuple):
     g: torch.Tensor  # (R, d) ascent direction incl. the entropy term
     g_return: torch.Tensor  # (R, d) return part sum_t A_t s_t
@@ -102,18 +109,44 @@ def update_baseline(state: BaselineState, returns: torch.Tensor, mask: torch.Ten
     return BaselineState(state.weighted_sum * keep + (1 - decay) * m * returns, state.weight * keep + (1 - decay) * m)
 
 
+def init_running_mean(n_runs: int) -> RunningMeanState:
+    zeros = torch.zeros(n_runs, 1, dtype=torch.float64)
+    return RunningMeanState(zeros, zeros.clone())
+
+
+def running_mean_value(state: RunningMeanState) -> torch.Tensor:
+    """b = (1/k) sum_{j<k} G_0^(j), the plain mean of the k past episodes' returns G_0, shape
+    (R, 1) (it broadcasts over time); 0 before the first episode."""
+    c = state.count
+    return torch.where(c > 0, state.total / c.clamp_min(1), torch.zeros_like(c))
+
+
+def update_running_mean(state: RunningMeanState, returns: torch.Tensor, mask: torch.Tensor) -> RunningMeanState:
+    """Fold this episode's G_0 = ``returns[:, 0]`` (the output of :func:`compute_returns`: R(tau)
+    for ``total`` or gamma = 1, the discounted return from the start otherwise) into the mean
+    (call after using b). An episode with no real step (a diverged run's) does not count."""
+    reached = mask[:, :1].double()
+    return RunningMeanState(state.total + returns[:, :1].double() * reached, state.count + reached)
+
+
 def compute_advantages(
-    returns: torch.Tensor, mask: torch.Tensor, baseline: torch.Tensor | None = None, standardize: bool = True
+    returns: torch.Tensor, mask: torch.Tensor, baseline: torch.Tensor | None = None, standardize: bool = True,
+    ddof: int = 0,
 ) -> torch.Tensor:
-    """A_t = G_t - b_t, then (optionally) standardised over the episode's steps:
-    (A - mean) / (std + 1e-8) with the population std (a one-step episode gets A = 0).
+    """A_t = G_t - b_t (``baseline`` (R, T), or (R, 1) for a constant one), then (optionally)
+    standardised over the episode's n real steps: (A - mean) / (std + 1e-8) with
+    std = sqrt(sum_t (A_t - mean)^2 / max(n - ddof, 1)): ``ddof=0`` the population std, ``1``
+    the sample std (``torch.std``'s default). A one-step episode gets A = 0 either way.
     Returns float32, zero on padding."""
+    if not (isinstance(ddof, int) and not isinstance(ddof, bool) and ddof >= 0):
+        raise ValueError(f"ddof must be an int >= 0, got {ddof!r}")
     adv = returns.double() - (0 if baseline is None else baseline)
     m = mask.double()
     if standardize:
         n = m.sum(1, keepdim=True).clamp_min(1)  # an exact integer count
+        dof = n if ddof == 0 else (n - ddof).clamp_min(1)
         mean = time_sum(adv * m).unsqueeze(1) / n
-        std = (time_sum((adv - mean) ** 2 * m).unsqueeze(1) / n).sqrt()
+        std = (time_sum((adv - mean) ** 2 * m).unsqueeze(1) / dof).sqrt()
         adv = (adv - mean) / (std + ADV_EPS)
     return (adv * m).float()
 

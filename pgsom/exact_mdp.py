@@ -567,7 +567,7 @@ def evaluate_rule_inputs(spec: PolicySpec, algo: AlgoConfig, theta: torch.Tensor
 def _advantages(algo: AlgoConfig, batch: est.EpisodeBatch, baseline: torch.Tensor | None) -> torch.Tensor:
     ret = est.compute_returns(batch.rewards, batch.mask, algo.gamma, algo.returns)
     b = None if baseline is None else baseline.double().expand_as(ret)
-    return est.compute_advantages(ret, batch.mask, b, algo.standardize)
+    return est.compute_advantages(ret, batch.mask, b, algo.standardize, algo.std_ddof)
 
 
 def _unbiased_setting(algo: AlgoConfig) -> bool:

@@ -262,12 +262,32 @@ class VariantGroup:
     fused: FusedBuffers | None = None  # the kernel's episode storage (backend "fused")
     rule: object = field(init=False)
     state: object = field(init=False)
-    baseline: est.BaselineState = field(init=False)
+    baseline: est.BaselineState | est.RunningMeanState = field(init=False)  # of algo.baseline_kind
 
     def __post_init__(self) -> None:
         self.rule = make_rule(self.algo)
         self.state = self.rule.init(self.theta[self.index])
-        self.baseline = est.init_baseline(len(self.index), self.horizon)
+        if self.algo.baseline_kind == "running_mean":
+            self.baseline = est.init_running_mean(len(self.index))
+        else:
+            self.baseline = est.init_baseline(len(self.index), self.horizon)
+
+    def _baseline_value(self, steps: int) -> torch.Tensor | None:
+        """The baseline subtracted from this round's returns: (R, steps), (R, 1) if constant."""
+        if not self.algo.baseline:
+            return None
+        if self.algo.baseline_kind == "running_mean":
+            return est.running_mean_value(self.baseline)
+        return est.baseline_value(self.baseline)[:, :steps]
+
+    def _update_baseline(self, returns: torch.Tensor, mask: torch.Tensor) -> None:
+        """Fold this round's episodes into the baseline (after it was used)."""
+        if not self.algo.baseline:
+            return
+        if self.algo.baseline_kind == "running_mean":
+            self.baseline = est.update_running_mean(self.baseline, returns, mask)
+        else:
+            self.baseline = est.update_baseline(self.baseline, returns, mask, self.algo.baseline_decay)
 
     def _evaluate_fused(self, theta, batch, adv, probes, at_episode: bool) -> tuple[torch.Tensor, UpdateInfo]:
         """:meth:`_evaluate` by the compiled kernel. ``at_episode``: ``theta`` is the parameter
@@ -361,17 +381,16 @@ class VariantGroup:
         algo, theta = self.algo, self.theta[self.index]
         batch = self._trim(batch)
         returns = est.compute_returns(batch.rewards, batch.mask, algo.gamma, algo.returns)
-        b = est.baseline_value(self.baseline)[:, : batch.mask.shape[1]] if algo.baseline else None
-        adv = est.compute_advantages(returns, batch.mask, b, algo.standardize)
+        b = self._baseline_value(batch.mask.shape[1])
+        adv = est.compute_advantages(returns, batch.mask, b, algo.standardize, algo.std_ddof)
         g, info = self._evaluate(theta, batch, adv, probes)
         inc, self.state = self.rule.update(g, self.state, info)
         new = theta + inc
-        if algo.method == "rk" and algo.rk_stage == "reuse":
+        if algo.method == "rk" and algo.rk_stage == "reuse":  # new = theta~, whatever the RK2 rule
             g2, info2 = self._evaluate(new, batch, adv, probes, at_episode=False)
             inc2, self.state = self.rule.update(g2, self.state, info2)
             new = new + inc2
-        if algo.baseline:
-            self.baseline = est.update_baseline(self.baseline, returns, batch.mask, algo.baseline_decay)
+        self._update_baseline(returns, batch.mask)
         norm = g.norm(dim=-1)
         clipped = norm > algo.clip_norm if algo.clip_norm is not None else torch.zeros_like(norm, dtype=torch.bool)
         diverged = alive & ~torch.isfinite(new).all(dim=-1)

@@ -1,5 +1,7 @@
 """Config validation, round trips and the variant table."""
 
+import re
+
 import pytest
 
 from pgsom.config import AlgoConfig, RunConfig
@@ -28,6 +30,12 @@ from pgsom.variants import variant
         ("hessian_terms", "both", "hessian_terms must be one of"),
         ("second_moment", "cube", "second_moment must be one of"),
         ("rk_stage", "twice", "rk_stage must be one of"),
+        ("rk_rule", "rk4", "rk_rule must be one of ('heun', 'midpoint')"),
+        ("second_moment", "square_root", "second_moment must be one of ('square', 'abs', 'signed')"),
+        ("std_ddof", 2, "std_ddof must be one of (0, 1)"),
+        ("std_ddof", True, "std_ddof must be one of (0, 1)"),
+        ("std_ddof", 1.0, "std_ddof must be one of (0, 1)"),
+        ("baseline_kind", "critic", "baseline_kind must be one of ('time_ema', 'running_mean')"),
         ("npg_damping", -1.0, "npg_damping must be a finite number > 0"),
         ("npg_cg_iters", 0, "npg_cg_iters must be an int >= 1"),
         ("fisher", "true", "fisher must be one of"),
@@ -85,10 +93,34 @@ def test_round_trip_and_unknown_keys():
         ({"method": "rk", "npg_damping": 1.0}, "npg_damping applies to method 'npg' only"),
         ({"method": "pg", "beta2": 0.9}, "beta2 applies to methods 'adam' and 'hessian' only"),
         ({"returns": "total"}, "makes every advantage"),
+        ({"method": "hessian", "rk_rule": "midpoint"}, "rk_rule applies to method 'rk' only"),
+        ({"std_ddof": 1, "standardize": False}, "std_ddof=1 applies only with standardize=True"),
+        ({"baseline_kind": "running_mean"}, "baseline_kind='running_mean' applies only with baseline=True"),
+        ({"returns": "total", "baseline": True, "baseline_kind": "running_mean"},
+         "returns='total' with standardize=True and baseline_kind='running_mean' makes every advantage 0"),
     ],
 )
 def test_values_that_would_change_nothing_or_break_training_are_refused(kwargs, fragment):
-    with pytest.raises(ValueError, match=fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
         AlgoConfig(**kwargs)
     AlgoConfig(returns="total", standardize=False)
     AlgoConfig(returns="total", baseline=True)
+
+
+def test_the_new_options_are_accepted_where_they_apply():
+    """Defaults of the four options are today's behaviour; each option is valid where it applies
+    (running_mean with standardisation is allowed: it is a no-op there, tested in test_runner)."""
+    default = AlgoConfig()
+    assert (default.std_ddof, default.second_moment, default.rk_rule, default.baseline_kind) == (
+        0, "square", "heun", "time_ema")
+    AlgoConfig(std_ddof=1)
+    AlgoConfig(method="hessian", second_moment="signed")
+    assert AlgoConfig(method="rk", rk_rule="midpoint").episodes_per_update == 2
+    assert AlgoConfig(method="rk", rk_rule="midpoint", rk_stage="reuse").episodes_per_update == 1
+    AlgoConfig(baseline=True, baseline_kind="running_mean")
+    AlgoConfig(baseline=True, baseline_kind="running_mean", baseline_decay=0.5)  # not used, not refused
+    AlgoConfig(returns="total", standardize=False, baseline=True, baseline_kind="running_mean")
+    cfg = RunConfig(algo=AlgoConfig(method="rk", rk_rule="midpoint", std_ddof=1, baseline=True,
+                                    baseline_kind="running_mean"))
+    assert RunConfig.from_dict(cfg.to_dict()) == cfg
+    assert {"std_ddof", "rk_rule", "baseline_kind"} <= set(cfg.to_dict()["algo"])

@@ -202,3 +202,64 @@ def test_every_estimate_is_bitwise_invariant_to_extra_padding(gamma):
 
     for a, b in zip(estimates(batch), estimates(short)):
         assert torch.equal(a, b)
+
+
+def test_sample_std_option_equals_torch_std_per_episode_and_ddof0_is_unchanged():
+    """ddof=1 standardises each episode with torch.std(x, correction=1) over its own real steps
+    (episodes of different lengths in one padded batch); ddof=0 is the population std, the
+    default's very bits; a one-step episode gets A = 0 under both."""
+    g = torch.Generator().manual_seed(11)
+    lengths = torch.tensor([7, 2, 1, 12])
+    steps = 16
+    mask = torch.arange(steps)[None] < lengths[:, None]
+    returns = torch.randn(4, steps, generator=g) * 5 * mask
+    baseline = torch.randn(4, steps, generator=g)
+    sample = est.compute_advantages(returns, mask, baseline, standardize=True, ddof=1)
+    population = est.compute_advantages(returns, mask, baseline, standardize=True, ddof=0)
+    assert torch.equal(population, est.compute_advantages(returns, mask, baseline, standardize=True))
+    for r, n in enumerate(lengths.tolist()):
+        x = (returns[r, :n] - baseline[r, :n]).double()
+        if n == 1:
+            assert torch.equal(sample[r], torch.zeros(steps, dtype=torch.float32))
+            assert torch.equal(population[r], torch.zeros(steps, dtype=torch.float32))
+            continue
+        for adv, correction in ((sample, 1), (population, 0)):
+            want = ((x - x.mean()) / (torch.std(x, correction=correction) + est.ADV_EPS)).float()
+            torch.testing.assert_close(adv[r, :n], want, rtol=1e-6, atol=1e-6)
+            assert torch.equal(adv[r, n:], torch.zeros(steps - n, dtype=torch.float32))
+    # the two differ by the factor sqrt(n / (n - 1)) exactly as the formula says
+    torch.testing.assert_close(population[0, :7] / sample[0, :7], torch.full((7,), np.sqrt(7 / 6), dtype=torch.float32))
+    assert not torch.equal(sample, population)
+    with pytest.raises(ValueError, match="ddof must be an int >= 0"):
+        est.compute_advantages(returns, mask, ddof=-1)
+
+
+def test_running_mean_baseline_is_the_plain_mean_of_past_first_returns():
+    """b after k episodes = (G_0^(1) + ... + G_0^(k)) / k per run, 0 before the first; an
+    episode with no real step (a diverged run's) does not count; it broadcasts over time and
+    survives row selection like every other state."""
+    from pgsom.transforms import select_state
+
+    state = est.init_running_mean(2)
+    assert torch.equal(est.running_mean_value(state), torch.zeros(2, 1))
+    rewards = [torch.tensor([[1.0, 1, 1, 0], [1, 1, 0, 0]]), torch.tensor([[1.0, 1, 0, 0], [1, 1, 1, 1]]),
+               torch.tensor([[1.0, 1, 1, 1], [0, 0, 0, 0]])]
+    masks = [r > 0 for r in rewards]
+    for kind, gamma in (("total", 0.5), ("reward_to_go", 0.9), ("reward_to_go", 1.0)):
+        state, firsts = est.init_running_mean(2), [[], []]
+        for rew, mask in zip(rewards, masks):
+            ret = est.compute_returns(rew, mask, gamma, kind)
+            state = est.update_running_mean(state, ret, mask)
+            for r in range(2):
+                n = int(mask[r].sum())
+                if n:
+                    firsts[r].append(sum(1.0 if kind == "total" else gamma**t for t in range(n)))
+        want = torch.tensor([[float(np.mean(f))] for f in firsts])
+        torch.testing.assert_close(est.running_mean_value(state), want)
+    assert state.count.tolist() == [[3.0], [2.0]]
+    sub = select_state(state, torch.tensor([1]))
+    assert isinstance(sub, est.RunningMeanState) and torch.equal(sub.total, state.total[1:])
+    # a constant baseline is subtracted from every step of the episode
+    ret = est.compute_returns(rewards[0], masks[0], 1.0, "reward_to_go")
+    raw = est.compute_advantages(ret, masks[0], est.running_mean_value(state), standardize=False)
+    torch.testing.assert_close(raw, ((ret - est.running_mean_value(state)) * masks[0]).float())

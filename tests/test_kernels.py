@@ -260,11 +260,19 @@ def test_row_split_gives_every_row_to_exactly_one_thread():
         make_train([RunSpec("pg", RunConfig(episodes=1), 0)], threads=0)
 
 
-def test_rk_reuse_evaluates_the_second_stage_at_the_probe_point():
-    """rk reuse: theta' = theta + lr/2 (g(theta) + g(theta + lr g(theta))) on one episode, the
-    second gradient recomputed at the probe point (not the first one repeated)."""
+# RK2 rules: (the probe point theta~ as a multiple of lr k1, the final point from k1 and k2)
+RK_RULES = {"heun": (1.0, lambda theta, lr, k1, k2: theta + lr / 2 * (k1 + k2)),
+            "midpoint": (0.5, lambda theta, lr, k1, k2: theta + lr * k2)}
+
+
+@pytest.mark.parametrize("rule", list(RK_RULES))
+def test_rk_reuse_evaluates_the_second_stage_at_the_probe_point(rule):
+    """rk reuse, Heun: theta' = theta + lr/2 (g(theta) + g(theta + lr g(theta))) on one episode,
+    midpoint: theta' = theta + lr g(theta + lr/2 g(theta)); the second gradient recomputed at
+    the probe point (not the first one repeated)."""
     base = RunConfig(episodes=1, eval_episodes=0)
-    cfg = base.replace(method="rk", rk_stage="reuse", lr=0.5)
+    cfg = base.replace(method="rk", rk_stage="reuse", rk_rule=rule, lr=0.5)
+    probe_factor, final = RK_RULES[rule]
     from pgsom.runner import VariantGroup, run_streams
 
     spec = PolicySpec(4, 2, (64,))
@@ -280,8 +288,8 @@ def test_rk_reuse_evaluates_the_second_stage_at_the_probe_point():
     b = est.EpisodeBatch(*(x[:, : max(steps, 1)] for x in batch))
     adv = est.compute_advantages(est.compute_returns(b.rewards, b.mask, 0.99, "reward_to_go"), b.mask)
     g1 = est.policy_gradient(spec, theta0, b, adv).g
-    g2 = est.policy_gradient(spec, theta0 + 0.5 * g1, b, adv).g
-    expected = theta0 + 0.25 * (g1 + g2)
+    g2 = est.policy_gradient(spec, theta0 + probe_factor * 0.5 * g1, b, adv).g
+    expected = final(theta0, 0.5, g1, g2)
     torch.testing.assert_close(group.theta, expected, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(g1, g2, atol=1e-3)  # the two stages differ: reuse is not fresh
 
@@ -295,21 +303,23 @@ def _manual_episode(spec, theta, env, streams, buf):
     return steps, est.policy_gradient(spec, theta, b, adv).g
 
 
-def test_rk_fresh_plays_its_second_episode_at_the_probe_point():
-    """rk fresh: episode 1 at theta gives k1, episode 2 is played at theta~ = theta + lr k1 and
-    gives k2 (a run's grad_norm and episode_length record both); reuse would play episode 2
-    after a whole Heun step instead."""
+@pytest.mark.parametrize("rule", list(RK_RULES))
+def test_rk_fresh_plays_its_second_episode_at_the_probe_point(rule):
+    """rk fresh: episode 1 at theta gives k1, episode 2 is played at theta~ (theta + lr k1 for
+    Heun, theta + lr/2 k1 for midpoint) and gives k2 (a run's grad_norm and episode_length
+    record both); reuse would play episode 2 after a whole RK2 step instead."""
     from pgsom.runner import run_streams
 
     lr = 0.5
-    cfg = RunConfig(episodes=2, eval_episodes=0).replace(method="rk", rk_stage="fresh", lr=lr)
+    cfg = RunConfig(episodes=2, eval_episodes=0).replace(method="rk", rk_stage="fresh", rk_rule=rule, lr=lr)
+    probe_factor = RK_RULES[rule][0]
     res = make_train([RunSpec("rk", cfg, 0)])()[0]
     spec = PolicySpec(4, 2, (64,))
     streams = run_streams(0, 0)
     theta0 = init_params(spec, [streams.init])
     env, buf = CartPoleBatch([streams.env_seed]), FusedBuffers(spec, 1, 500)
     len1, g1 = _manual_episode(spec, theta0, env, streams, buf)
-    len2, g2 = _manual_episode(spec, theta0 + lr * g1, env, streams, buf)
+    len2, g2 = _manual_episode(spec, theta0 + probe_factor * lr * g1, env, streams, buf)
     assert res["episode_length"].tolist() == [len1, len2]
     np.testing.assert_allclose(res["grad_norm"], [float(g1.norm()), float(g2.norm())], rtol=1e-4)
     reuse = make_train([RunSpec("rk", cfg.replace(rk_stage="reuse"), 0)])()[0]

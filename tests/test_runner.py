@@ -192,3 +192,93 @@ def test_cache_key_modules_follow_module_level_imports():
             "pgsom/config.py", "pgsom/envs.py", "kernels/fused.py"} <= names
     # orchestration and statistics do not retrain the cache when they change
     assert not names & {"pgsom/sweep.py", "pgsom/stats.py", "pgsom/store.py", "pgsom/experiments.py"}
+
+
+# --------------------------------------------------------------------------- the options std_ddof,
+# second_moment="signed", rk_rule and baseline_kind in training
+
+
+def test_runs_with_the_new_options_train_alike_alone_and_in_a_batch():
+    variants = {
+        "pg": SHORT,
+        "pg+sample_std": SHORT.replace(std_ddof=1),
+        "hessian+signed": SHORT.replace(method="hessian", second_moment="signed"),
+        "rk+midpoint": SHORT.replace(method="rk", rk_rule="midpoint"),
+        "rk+midpoint+reuse": SHORT.replace(method="rk", rk_rule="midpoint", rk_stage="reuse"),
+        "pg+running_mean+raw": SHORT.replace(baseline=True, baseline_kind="running_mean", standardize=False),
+    }
+    batch = [RunSpec(name, cfg, i) for i in range(2) for name, cfg in variants.items()]
+    together = make_train(batch)()
+    for k in range(len(variants)):  # one run of each variant
+        assert _same(make_train([batch[k]])()[0], together[k]), batch[k].variant
+    for k in range(1, len(variants)):  # and each option changes the numbers
+        assert not np.array_equal(together[k]["grad_norm"], together[0]["grad_norm"]), batch[k].variant
+
+
+@pytest.mark.parametrize("rk_stage", ["fresh", "reuse"])
+def test_rk_midpoint_differs_from_heun_and_both_backends_agree(rk_stage):
+    """Same seeds, the same first episode: from the second gradient on the rules differ (fresh:
+    episode 2 is played at theta + lr/2 k1 instead of theta + lr k1; reuse: k2 is evaluated
+    there, and the update differs). The compiled kernel and the torch reference follow each
+    other as in test_kernels (equal episodes, gradient norms within float32 rounding). A larger
+    rate than the paper's makes the rules' difference far exceed that rounding."""
+    base = RunConfig(episodes=4, eval_episodes=0).replace(method="rk", rk_stage=rk_stage, lr=0.05)
+    midpoint = base.replace(rk_rule="midpoint")
+    heun = make_train([RunSpec("heun", base, i) for i in range(3)])()
+    fused = make_train([RunSpec("mid", midpoint, i) for i in range(3)])()
+    fast = make_train([RunSpec("mid", midpoint.replace(backend="fast"), i) for i in range(3)])()
+    for h, a, b in zip(heun, fused, fast):
+        assert h["episode_return"][0] == a["episode_return"][0] and h["grad_norm"][0] == a["grad_norm"][0]
+        assert np.all(np.abs(h["grad_norm"][1:] - a["grad_norm"][1:]) > 1e-2 * a["grad_norm"][1:])
+        np.testing.assert_array_equal(a["episode_length"], b["episode_length"])
+        np.testing.assert_allclose(a["grad_norm"], b["grad_norm"], rtol=1e-3, atol=1e-6 * b["grad_norm"].max())
+
+
+@pytest.mark.parametrize("backend", ["fused", "fast"])
+def test_running_mean_baseline_cancels_under_standardisation_and_acts_on_raw_returns(backend):
+    """The first gradient equals the no-baseline one (b = 0 before any episode: it is updated
+    after use). With per-episode standardisation a constant baseline cancels exactly in
+    (A - b - mean(A - b)) / std = (A - mean A) / std, so training equals no baseline up to
+    float64 rounding of the shift (the advantages are float32: equal, or a last bit off); with
+    raw returns it changes every later gradient."""
+    base = RunConfig(episodes=6, eval_episodes=0, backend=backend)
+    running = base.replace(baseline=True, baseline_kind="running_mean")
+    for cfg_plain, cfg_b in ((base, running), (base.replace(standardize=False), running.replace(standardize=False))):
+        plain = make_train([RunSpec("pg", cfg_plain, i) for i in range(3)])()
+        with_b = make_train([RunSpec("pg+b", cfg_b, i) for i in range(3)])()
+        for x, y in zip(plain, with_b):
+            assert x["grad_norm"][0] == y["grad_norm"][0] and x["grad_norm"][0] > 0.1
+            if cfg_plain.algo.standardize:
+                np.testing.assert_array_equal(x["episode_length"], y["episode_length"])
+                np.testing.assert_allclose(x["grad_norm"], y["grad_norm"], rtol=1e-5)
+            else:
+                assert np.all(np.abs(x["grad_norm"][1:] - y["grad_norm"][1:]) > 1e-3 * x["grad_norm"][1:])
+
+
+def test_the_group_keeps_the_running_mean_of_its_episodes_first_returns():
+    """After k rounds the group's b is the mean of its k episodes' G_0 (discounted from the
+    start, gamma = 0.99); each round subtracts the mean of the rounds before it."""
+    import torch
+
+    from pgsom import estimators as est
+    from pgsom.policy import PolicySpec, init_params
+    from pgsom.runner import VariantGroup
+
+    spec = PolicySpec(4, 2, (8,))
+    algo = AlgoConfig(baseline=True, baseline_kind="running_mean", standardize=False)
+    theta = init_params(spec, [np.random.default_rng(r) for r in range(2)])
+    group = VariantGroup(algo, spec, torch.tensor([0, 1]), theta.clone(), 32)
+    assert isinstance(group.baseline, est.RunningMeanState)
+    g = torch.Generator().manual_seed(0)
+    firsts = [[], []]
+    for lengths in ([5, 12], [9, 3], [16, 7]):
+        mask = torch.arange(16)[None] < torch.tensor(lengths)[:, None]
+        batch = est.EpisodeBatch(torch.randn(2, 16, 4, generator=g) * mask[..., None],
+                                 torch.randint(0, 2, (2, 16), generator=g) * mask, mask.float(), mask)
+        before = [float(np.mean(f)) if f else 0.0 for f in firsts]
+        torch.testing.assert_close(group._baseline_value(16), torch.tensor([[b] for b in before], dtype=torch.float64))
+        group.learn(batch, [], torch.ones(2, dtype=torch.bool))
+        for r, n in enumerate(lengths):
+            firsts[r].append(sum(0.99**t for t in range(n)))
+    torch.testing.assert_close(est.running_mean_value(group.baseline),
+                               torch.tensor([[np.mean(f)] for f in firsts], dtype=torch.float64))

@@ -5,8 +5,8 @@ import torch
 
 from pgsom.config import AlgoConfig
 from pgsom.transforms import (
-    UpdateInfo, chain, clip_by_global_norm, heun, make_rule, scale, scale_by_adam, scale_by_hessian_moments,
-    scale_by_natural_gradient, select_state,
+    UpdateInfo, chain, clip_by_global_norm, heun, make_rule, midpoint, scale, scale_by_adam,
+    scale_by_hessian_moments, scale_by_natural_gradient, select_state,
 )
 
 
@@ -66,6 +66,29 @@ def test_hessian_abs_option_divides_by_v_without_square_root():
         _apply(scale_by_hessian_moments(), torch.zeros_like(g), [g])
 
 
+def test_hessian_signed_option_is_the_signed_ema_of_h_over_its_absolute_value():
+    """v <- b2 v + (1-b2) h (no square, no abs), step m_hat / (|v_hat| + eps), against a loop of
+    the formula over steps whose h changes sign (so v_hat crosses zero in some coordinates)."""
+    grads = _grads(8)
+    g = torch.Generator().manual_seed(4)
+    hs = [torch.randn(3, 5, generator=g, dtype=torch.float64) * (-1) ** k + 0.3 for k in range(8)]
+    b1, b2, eps, lr = 0.9, 0.8, 1e-8, 0.1
+    rule = make_rule(AlgoConfig(method="hessian", second_moment="signed", beta2=b2, lr=lr))
+    theta, state = _apply(rule, torch.zeros(3, 5, dtype=torch.float64), grads, [UpdateInfo(hessian=h) for h in hs])
+    m, v = torch.zeros(3, 5, dtype=torch.float64), torch.zeros(3, 5, dtype=torch.float64)
+    expected = torch.zeros(3, 5, dtype=torch.float64)
+    for k, (gk, hk) in enumerate(zip(grads, hs), start=1):
+        m = b1 * m + (1 - b1) * gk
+        v = b2 * v + (1 - b2) * hk
+        expected = expected + lr * (m / (1 - b1**k)) / ((v / (1 - b2**k)).abs() + eps)
+    torch.testing.assert_close(theta, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(state[0].v, v, rtol=1e-12, atol=1e-12)  # signed: v keeps its sign
+    assert (v < 0).any() and (v > 0).any()
+    square, _ = _apply(make_rule(AlgoConfig(method="hessian", beta2=b2, lr=lr)), torch.zeros(3, 5, dtype=torch.float64),
+                       grads, [UpdateInfo(hessian=h) for h in hs])
+    assert not torch.allclose(theta, square)
+
+
 def test_pg_is_plain_sgd_ascent_and_clip_is_per_run():
     g = torch.tensor([[3.0, 4.0], [0.3, 0.4]], dtype=torch.float64)
     theta, _ = _apply(make_rule(AlgoConfig(method="pg", lr=0.5)), torch.zeros_like(g), [g])
@@ -95,6 +118,55 @@ def test_rk_with_equal_stages_is_pg_and_solves_linear_flow_like_heun():
     torch.testing.assert_close(mid + inc, theta + 0.05 * (f(theta) + f(theta + 0.1 * f(theta))))
 
 
+def _two_stages(rule, theta, field):
+    state = rule.init(theta)
+    inc, state = rule.update(field(theta), state, UpdateInfo())
+    probe = theta + inc
+    inc, state = rule.update(field(probe), state, UpdateInfo())
+    return probe, probe + inc, state
+
+
+def test_rk_midpoint_rule_solves_flows_like_the_midpoint_formula():
+    """Midpoint RK2: theta~ = theta + h/2 f(theta), theta <- theta + h f(theta~). On the linear
+    flow f = A theta both RK2 rules give (I + hA + h^2 A^2 / 2) theta; on the nonlinear field
+    f = -theta^3 (elementwise) they differ, each equal to its own hand formula."""
+    h = 0.1
+    a_mat = torch.tensor([[-1.0, 0.5], [0.3, -2.0]], dtype=torch.float64)
+    linear = lambda th: th @ a_mat.T  # noqa: E731
+    theta = torch.tensor([[0.3, -0.2], [1.0, 2.0]], dtype=torch.float64)
+    taylor = theta @ (torch.eye(2, dtype=torch.float64) + h * a_mat + h**2 / 2 * a_mat @ a_mat).T
+    probe, end, state = _two_stages(midpoint(h), theta, linear)
+    torch.testing.assert_close(probe, theta + h / 2 * linear(theta))
+    torch.testing.assert_close(end, taylor, rtol=1e-14, atol=1e-14)
+    assert state.stage == 0
+    torch.testing.assert_close(_two_stages(heun(h), theta, linear)[1], taylor, rtol=1e-14, atol=1e-14)
+
+    cubic = lambda th: -th**3  # noqa: E731
+    theta = torch.tensor([[0.5, -1.2, 2.0]], dtype=torch.float64)
+    h = 0.2
+    probe, mid_end, _ = _two_stages(make_rule(AlgoConfig(method="rk", rk_rule="midpoint", lr=h)), theta, cubic)
+    torch.testing.assert_close(probe, theta - h / 2 * theta**3)
+    torch.testing.assert_close(mid_end, theta - h * (theta - h / 2 * theta**3) ** 3, rtol=1e-14, atol=1e-14)
+    heun_end = _two_stages(make_rule(AlgoConfig(method="rk", lr=h)), theta, cubic)[1]
+    heun_formula = theta - h / 2 * (theta**3 + (theta - h * theta**3) ** 3)
+    torch.testing.assert_close(heun_end, heun_formula, rtol=1e-14, atol=1e-14)
+    assert not torch.allclose(mid_end, heun_end)
+
+
+def test_rk_midpoint_with_equal_stages_is_pg_and_clips_each_stage():
+    g = _grads(1)[0]
+    theta_mid, _ = _apply(make_rule(AlgoConfig(method="rk", rk_rule="midpoint", lr=0.1)), torch.zeros_like(g), [g, g])
+    theta_pg, _ = _apply(make_rule(AlgoConfig(method="pg", lr=0.1)), torch.zeros_like(g), [g])
+    torch.testing.assert_close(theta_mid, theta_pg)
+    big = torch.tensor([[30.0, 40.0]], dtype=torch.float64)
+    rule = make_rule(AlgoConfig(method="rk", rk_rule="midpoint", lr=1.0, clip_norm=5.0))
+    # k1 = 5 * (0.6, 0.8) after clipping: theta~ = k1 / 2; k2 clipped to norm 5 too: theta = k2
+    inc1, state = rule.update(big, rule.init(torch.zeros_like(big)), UpdateInfo())
+    torch.testing.assert_close(inc1, torch.tensor([[1.5, 2.0]], dtype=torch.float64))
+    inc2, _ = rule.update(-2 * big, state, UpdateInfo())
+    torch.testing.assert_close(inc1 + inc2, torch.tensor([[-3.0, -4.0]], dtype=torch.float64))
+
+
 def test_rk_clips_each_stage():
     big = torch.tensor([[30.0, 40.0]], dtype=torch.float64)
     rule = make_rule(AlgoConfig(method="rk", lr=1.0, clip_norm=5.0))
@@ -120,6 +192,7 @@ def test_npg_solves_the_damped_fisher_system():
         (scale_by_hessian_moments, {"second_moment": "cube"}, "second_moment must be"),
         (scale_by_natural_gradient, {"damping": -1.0}, "damping must be a number > 0"),
         (heun, {"step_size": 0.0}, "step_size must be a number > 0"),
+        (midpoint, {"step_size": -1.0}, "step_size must be a number > 0"),
     ],
 )
 def test_bad_hyperparameters_raise(factory, kwargs, fragment):
