@@ -72,8 +72,10 @@ def test_ablation_notebook_writes_tables(tmp_path, cache):
         _finite(t1, [f"ours_{p}_{s}" for s in ("mean", "std", "ci_low", "ci_high")])
     assert t1["paper_table1_mean"].tolist()[:1] == [202.70]
     fr = pd.read_csv(paper / "final_returns.csv")
-    assert list(fr.columns) == ["protocol", "variant", "seed", "root_seed", "final_return",
-                                "eval_return", "episodes_to_200", "episodes_to_400", "diverged"]
+    assert list(fr.columns) == ["protocol", "variant", "method", "stabiliser", "reading", "seed", "root_seed",
+                                "final_return", "eval_return", "episodes_to_200", "episodes_to_400", "diverged"]
+    assert fr.drop_duplicates("variant")[["variant", "method", "stabiliser"]].values.tolist() == [
+        ["pg", "pg", "none"], ["rk", "rk", "none"], ["hessian+clip", "hessian", "clip"]]
     assert len(fr) == 2 * 3 * 2
     _finite(fr, ["final_return", "eval_return", "seed", "root_seed"])
     assert fr["episodes_to_200"].isna().all()  # 4 episodes never reach 200: empty cells
