@@ -90,8 +90,9 @@ class Level:
     """The level, e.g. ``reuse``; unique among all levels (it names the level in readings)."""
     label: str
     """What it means, for tables and figures."""
-    changes: Mapping[str, Any] = field(default_factory=dict)
-    """:meth:`pgsom.config.RunConfig.replace` arguments; empty for a factor's default level."""
+    changes: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """:meth:`pgsom.config.RunConfig.replace` arguments; empty for a factor's default level
+    (not compared: a level is identified by its unique name, so levels and readings hash)."""
     methods: tuple[str, ...] = METHODS
     """The methods it applies to; a variant of another method ignores it."""
     rows: tuple[str, ...] | None = None

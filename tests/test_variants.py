@@ -20,6 +20,7 @@ def test_names_and_labels_follow_the_paper():
     both = Variant("rk", ("clip",), Reading.of("reuse", "midpoint"))
     assert both.name == "rk+clip@midpoint,reuse"     # levels in LEVELS order, whatever the order given
     assert Reading.of("reuse", "midpoint") == Reading.of("midpoint", "reuse")
+    assert len({Reading.of("reuse", "midpoint"), Reading.of("midpoint", "reuse"), REUSE}) == 2   # hashable
     names = [v.name for v in main_variants()]
     assert len(set(names)) == len(names) == 22
     assert names[-2:] == ["rk@reuse", "hessian@surrogate"]
