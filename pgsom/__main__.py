@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from pgsom.config import METHODS, RunConfig
-from pgsom.variants import variant
+from pgsom.paper import PAPER_CLIP_LR_SCALE, PAPER_CLIP_NORM, PAPER_ENTROPY_COEF
+from pgsom.variants import LEVELS, Reading, variant
 from pgsom.envs import BACKENDS
 
 
@@ -30,10 +31,11 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train seeds of one variant and print a summary")
     p.add_argument("--method", required=True, choices=METHODS)
     for name, text in (
-        ("clip", "clip the gradient norm at 50 and double the learning rate (paper 4.1)"),
-        ("clip-same-lr", "clip at 50 without doubling the learning rate"),
+        ("clip", f"clip the gradient norm at {PAPER_CLIP_NORM:g} and scale the learning rate by "
+                 f"{PAPER_CLIP_LR_SCALE:g} (paper 4.1)"),
+        ("clip-same-lr", f"clip at {PAPER_CLIP_NORM:g} at the base learning rate"),
         ("lr2", "double the learning rate without clipping"),
-        ("entropy", "entropy bonus, beta_H = 0.01"),
+        ("entropy", f"entropy bonus, beta_H = {PAPER_ENTROPY_COEF}"),
         ("baseline", "time-indexed EMA baseline"),
     ):
         p.add_argument(f"--{name}", action="store_true", help=text)
@@ -47,6 +49,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--hessian-estimator", choices=("exact", "hutchinson"), default=None)
     p.add_argument("--hessian-terms", choices=("full", "surrogate"), default=None)
     p.add_argument("--rk-stage", choices=("fresh", "reuse"), default=None)
+    p.add_argument("--reading", nargs="+", metavar="LEVEL", default=(), choices=[lv.name for lv in LEVELS],
+                   help="a reading of the paper: levels of pgsom.variants.LEVELS (e.g. reuse midpoint "
+                        "std_sample); each applies where it touches the method and its stabilisers")
     p.add_argument("--backend", choices=BACKENDS, default="fused",
                    help="fused: compiled kernel (default); fast: numpy env + torch reference; gymnasium")
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
@@ -93,7 +98,7 @@ def cmd_train(args) -> int:
 
     stabilisers = [s for s in ("clip", "clip_same_lr", "lr2", "entropy", "baseline") if getattr(args, s)]
     base = RunConfig(episodes=args.episodes, eval_episodes=args.eval_episodes, backend=args.backend)
-    name, cfg = variant(args.method, *stabilisers, base=base)
+    name, cfg = variant(args.method, *stabilisers, reading=Reading.of(*args.reading), base=base)
     cfg = cfg.replace(**_algo_changes(args))
     store = None if args.no_cache else ResultStore(args.cache_dir)
     t0 = time.perf_counter()

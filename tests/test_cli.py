@@ -28,6 +28,15 @@ def test_train_writes_results_and_uses_the_cache(tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "runs.npz")["episode_return"], runs["episode_return"])
 
 
+def test_train_takes_a_reading(tmp_path):
+    out = _run("train", "--method", "rk", "--reading", "reuse", "midpoint", "--seeds", "1", "--episodes", "2",
+               "--eval-episodes", "0", "--workers", "1", "--no-cache", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["variant"] == "rk@midpoint,reuse"
+    assert (summary["config"]["algo"]["rk_rule"], summary["config"]["algo"]["rk_stage"]) == ("midpoint", "reuse")
+
+
 def test_bad_arguments_are_named(tmp_path):
     bad = _run("train", "--method", "sgd", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'sgd'" in bad.stderr
@@ -37,6 +46,10 @@ def test_bad_arguments_are_named(tmp_path):
     assert lr.returncode == 2 and "lr must be a finite number > 0" in lr.stderr
     rk = _run("train", "--method", "rk", "--episodes", "3", "--no-cache", cwd=tmp_path)
     assert rk.returncode == 2 and "multiple of 2" in rk.stderr
+    foreign = _run("train", "--method", "pg", "--reading", "reuse", "--episodes", "2", "--no-cache", cwd=tmp_path)
+    assert foreign.returncode == 2 and "do not apply to method 'pg'" in foreign.stderr
+    unknown = _run("train", "--method", "rk", "--reading", "rk4", cwd=tmp_path)
+    assert unknown.returncode == 2 and "invalid choice: 'rk4'" in unknown.stderr
     bench = _run("bench", "--methods", "pg,sgd", cwd=tmp_path)
     assert bench.returncode == 2 and "unknown ['sgd']" in bench.stderr
 
