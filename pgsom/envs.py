@@ -1,4 +1,5 @@
-"""Batched CartPole-v1 environments: a fast numpy path and gymnasium itself.
+"""Batched CartPole-v1 environments: a fast numpy path and gymnasium itself; and a batched
+numpy Acrobot-v1 (:class:`AcrobotBatch`, not yet one of the runner's :data:`ENV_IDS`).
 
 Both classes expose the same small batch interface used by :mod:`pgsom.runner`:
 
@@ -15,16 +16,19 @@ Seeding follows gymnasium exactly: environment ``i`` owns the generator
 ``gymnasium.utils.seeding.np_random(seeds[i])``, the first episode draws its initial state
 from it and every later episode continues the same stream, as ``env.reset(seed=s)`` followed
 by plain ``env.reset()`` calls does in gymnasium. ``tests/test_envs.py`` checks
-:class:`CartPoleBatch` against ``gymnasium.make("CartPole-v1")`` step for step.
+:class:`CartPoleBatch` against ``gymnasium.make("CartPole-v1")`` step for step, and
+``tests/test_acrobot.py`` :class:`AcrobotBatch` against ``gymnasium.make("Acrobot-v1")``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.utils import seeding
 
@@ -116,6 +120,197 @@ class CartPoleBatch:
         truncated = (self.steps >= self.max_episode_steps) & active  # TimeLimit: independent of terminated
         reward = active.astype(np.float32)
         return StepResult(self.state.astype(np.float32), reward, terminated, truncated)
+
+
+def _acrobot_spaces() -> tuple[int, int, np.dtype, int]:
+    """Observation size, number of actions, observation dtype and time limit of gymnasium's
+    ``Acrobot-v1``, read from its class and its registration."""
+    ref = AcrobotEnv()
+    spaces = (int(ref.observation_space.shape[0]), int(ref.action_space.n), np.dtype(ref.observation_space.dtype))
+    ref.close()
+    return (*spaces, int(gym.spec("Acrobot-v1").max_episode_steps))
+
+
+_ACROBOT_OBS, _ACROBOT_ACTIONS, _ACROBOT_DTYPE, _ACROBOT_STEPS = _acrobot_spaces()
+
+
+def _scalar_pow2(x: np.ndarray) -> np.ndarray:
+    """``v ** 2`` for every float64 ``v`` of ``x``, by numpy's scalar power (libm ``pow``): what
+    gymnasium computes on its scalars, one Python operation per element."""
+    return np.fromiter((v**2 for v in x), np.float64, count=len(x))
+
+
+def _ufunc_pow2(x: np.ndarray) -> np.ndarray:
+    """``v ** 2`` for every element by the ``np.power`` loop with an exponent *array*: libm ``pow``
+    per element where numpy's float64 power loop is the baseline one. (``x ** 2`` and
+    ``np.power(x, 2)`` are ``x * x``, which differs from ``pow(x, 2.0)`` in the last bit for
+    about one value in 1200.)"""
+    return np.power(x, np.full(len(x), 2.0))
+
+
+@functools.cache
+def _exact_pow2():
+    """The vectorised :func:`_ufunc_pow2` where it equals :func:`_scalar_pow2` on 16384 test
+    values, else :func:`_scalar_pow2` (numpy's AVX-512 float64 power, which the portable numerics
+    mode disables, rounds differently from libm). Decided once per process, on first use."""
+    x = np.random.default_rng(20240611).uniform(-30.0, 30.0, 16384)
+    return _ufunc_pow2 if np.array_equal(_ufunc_pow2(x), _scalar_pow2(x)) else _scalar_pow2
+
+
+class AcrobotBatch:
+    """``n`` independent copies of gymnasium's ``Acrobot-v1``, stepped together in numpy.
+
+    Mirrored: ``gymnasium.envs.classic_control.acrobot.AcrobotEnv`` ("book" dynamics, no torque
+    noise) with the ``TimeLimit`` wrapper that ``gymnasium.make("Acrobot-v1")`` adds. Actions
+    0, 1, 2 apply the torques ``AVAIL_TORQUE``; one step is one RK4 step of length ``dt`` of the
+    state augmented with the torque; the angles are then wrapped into [-pi, pi] and the
+    velocities clipped to +-``MAX_VEL_1``/``MAX_VEL_2``. Observations are ``(n, 6)`` float32
+    (cos and sin of both angles, both velocities), the state ``(n, 4)`` float64. An episode
+    terminates when ``-cos(s0) - cos(s1 + s0) > 1.0`` (reward 0.0 on that step, -1.0 on every
+    other step; 0.0 for an inactive environment) and is truncated on its
+    ``max_episode_steps``-th step, independently of termination, as ``TimeLimit`` does.
+    Observation size, number of actions, observation dtype and time limit are read from
+    gymnasium's spaces and registration; the physics constants (link lengths, masses,
+    centres of mass, moment of inertia, ``dt``, velocity bounds, torques) from
+    ``AcrobotEnv``, not copied. Copied because gymnasium has them only as literals in its
+    code: gravity 9.8 (in ``_dsdt``) and the initial-state bounds +-0.1 (in ``reset``).
+
+    Seeding: as :class:`CartPoleBatch`, environment ``i`` owns
+    ``gymnasium.utils.seeding.np_random(seeds[i])``; every episode's initial state is
+    ``uniform(-0.1, 0.1, size=4)`` from it, rounded to float32 as gymnasium does (until the
+    first step the observation's cos and sin are computed in float32 too, as gymnasium's are on
+    its float32 reset state).
+
+    Bit-exact: the same float64 arithmetic as gymnasium's ``_dsdt``, ``rk4``, ``wrap``, ``bound``
+    and ``_terminal``, operation for operation and in the same order, elementwise over the
+    batch (numpy's elementwise ops round each element as its scalar ops do, and its sin/cos
+    loops give an element the same value alone or in an array). The exception is ``**2``:
+    gymnasium squares numpy scalars with libm's ``pow``, which is not ``x * x`` in the last bit
+    for about one value in 1200, so squares go through ``np.power`` with an exponent array
+    (checked against the scalar path once per process; a per-element fallback otherwise).
+    ``tests/test_acrobot.py`` checks observations, rewards, flags and states against
+    ``gymnasium.make("Acrobot-v1")`` with ``assert_array_equal``. A non-finite angle, on which
+    gymnasium's ``wrap`` loops forever, is left as is.
+
+    Raises ``NotImplementedError`` if ``AcrobotEnv.torque_noise_max > 0`` (gymnasium would draw
+    the noise from the environment's generator each step) or ``AcrobotEnv.book_or_nips`` is not
+    ``"book"``.
+    """
+
+    observation_size = _ACROBOT_OBS
+    n_actions = _ACROBOT_ACTIONS
+    max_episode_steps = _ACROBOT_STEPS
+    obs_dtype = _ACROBOT_DTYPE
+
+    GRAVITY = 9.8
+    """``g`` of ``AcrobotEnv._dsdt`` (a literal there, not an attribute)."""
+    RESET_LOW, RESET_HIGH = -0.1, 0.1
+    """The default initial-state bounds of ``AcrobotEnv.reset`` (literals there)."""
+
+    def __init__(self, seeds: Sequence[int]):
+        self.n = len(seeds)
+        ref = AcrobotEnv()
+        if ref.torque_noise_max > 0:
+            raise NotImplementedError("torque noise (AcrobotEnv.torque_noise_max > 0) is not implemented")
+        if ref.book_or_nips != "book":
+            raise NotImplementedError(f"only the default 'book' dynamics are implemented, got {ref.book_or_nips!r}")
+        self._m1, self._m2 = ref.LINK_MASS_1, ref.LINK_MASS_2
+        self._l1 = ref.LINK_LENGTH_1
+        self._lc1, self._lc2 = ref.LINK_COM_POS_1, ref.LINK_COM_POS_2
+        self._i1 = self._i2 = ref.LINK_MOI
+        self._dt = ref.dt
+        self._max_vel_1, self._max_vel_2 = ref.MAX_VEL_1, ref.MAX_VEL_2
+        self._torques = np.array(ref.AVAIL_TORQUE, dtype=np.float64)
+        ref.close()
+        self._pow2 = _exact_pow2()
+        self._rngs = [seeding.np_random(int(s))[0] for s in seeds]
+        self.state = np.zeros((self.n, 4), dtype=np.float64)
+        self.steps = np.zeros(self.n, dtype=np.int64)
+        self._fresh = np.zeros(self.n, dtype=bool)  # reset, not stepped since: gymnasium's state is float32
+
+    def reset(self, active: np.ndarray | None = None) -> np.ndarray:
+        active = np.ones(self.n, bool) if active is None else active
+        for i in np.flatnonzero(active):
+            draw = self._rngs[i].uniform(low=self.RESET_LOW, high=self.RESET_HIGH, size=(4,))
+            self.state[i] = draw.astype(np.float32)
+        self.steps[active] = 0
+        self._fresh |= active
+        return self._observe()
+
+    def _observe(self) -> np.ndarray:
+        s = self.state
+        obs = np.stack((np.cos(s[:, 0]), np.sin(s[:, 0]), np.cos(s[:, 1]), np.sin(s[:, 1]), s[:, 2], s[:, 3]),
+                       axis=1).astype(self.obs_dtype)
+        if self._fresh.any():
+            f = s[self._fresh].astype(np.float32)
+            obs[self._fresh] = np.stack((np.cos(f[:, 0]), np.sin(f[:, 0]), np.cos(f[:, 1]), np.sin(f[:, 1]),
+                                         f[:, 2], f[:, 3]), axis=1)
+        return obs
+
+    def _dsdt(self, s: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """``AcrobotEnv._dsdt`` ("book") for rows ``s`` (m, 4) and torques ``a`` (m,): the four
+        derivatives (m, 4); the torque's derivative 0.0 is left out."""
+        m1, m2, l1, lc1, lc2, I1, I2, g = (self._m1, self._m2, self._l1, self._lc1, self._lc2, self._i1, self._i2,
+                                           self.GRAVITY)
+        pi, cos, sin, pow2 = np.pi, np.cos, np.sin, self._pow2
+        theta1, theta2, dtheta1, dtheta2 = s[:, 0], s[:, 1], s[:, 2], s[:, 3]
+        cos_theta2, sin_theta2 = cos(theta2), sin(theta2)  # computed once: the same values each time
+        d1 = m1 * lc1**2 + m2 * (l1**2 + lc2**2 + 2 * l1 * lc2 * cos_theta2) + I1 + I2
+        d2 = m2 * (lc2**2 + l1 * lc2 * cos_theta2) + I2
+        phi2 = m2 * lc2 * g * cos(theta1 + theta2 - pi / 2.0)
+        phi1 = (
+            -m2 * l1 * lc2 * pow2(dtheta2) * sin_theta2
+            - 2 * m2 * l1 * lc2 * dtheta2 * dtheta1 * sin_theta2
+            + (m1 * lc1 + m2 * l1) * g * cos(theta1 - pi / 2)
+            + phi2
+        )
+        ddtheta2 = (
+            a + d2 / d1 * phi1 - m2 * l1 * lc2 * pow2(dtheta1) * sin_theta2 - phi2
+        ) / (m2 * lc2**2 + I2 - pow2(d2) / d1)
+        ddtheta1 = -(d2 * ddtheta2 + phi1) / d1
+        return np.stack((dtheta1, dtheta2, ddtheta1, ddtheta2), axis=1)
+
+    def _rk4(self, y0: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """gymnasium's ``rk4(self._dsdt, s_augmented, [0, self.dt])``: one step from t=0 to dt."""
+        t = [0, self._dt]
+        dt = t[1] - t[0]
+        dt2 = dt / 2.0
+        k1 = self._dsdt(y0, a)
+        k2 = self._dsdt(y0 + dt2 * k1, a)
+        k3 = self._dsdt(y0 + dt2 * k2, a)
+        k4 = self._dsdt(y0 + dt * k3, a)
+        return y0 + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+
+    @staticmethod
+    def _wrap(x: np.ndarray, m: float, M: float) -> np.ndarray:
+        diff = M - m
+        while (above := (x > M) & np.isfinite(x)).any():
+            x = np.where(above, x - diff, x)
+        while (below := (x < m) & np.isfinite(x)).any():
+            x = np.where(below, x + diff, x)
+        return x
+
+    @staticmethod
+    def _bound(x: np.ndarray, m: float, M: float) -> np.ndarray:
+        """``min(max(x, m), M)`` of Python's builtins, elementwise."""
+        x = np.where(m > x, m, x)
+        return np.where(M < x, M, x)
+
+    def step(self, actions: np.ndarray, active: np.ndarray) -> StepResult:
+        idx = np.flatnonzero(active)
+        ns = self._rk4(self.state[idx], self._torques[np.asarray(actions)[idx]])
+        ns[:, 0] = self._wrap(ns[:, 0], -np.pi, np.pi)
+        ns[:, 1] = self._wrap(ns[:, 1], -np.pi, np.pi)
+        ns[:, 2] = self._bound(ns[:, 2], -self._max_vel_1, self._max_vel_1)
+        ns[:, 3] = self._bound(ns[:, 3], -self._max_vel_2, self._max_vel_2)
+        self.state[idx] = ns
+        self._fresh[idx] = False
+        self.steps += active
+        s = self.state
+        terminated = (-np.cos(s[:, 0]) - np.cos(s[:, 1] + s[:, 0]) > 1.0) & active
+        truncated = (self.steps >= self.max_episode_steps) & active  # TimeLimit: independent of terminated
+        reward = np.where(active & ~terminated, np.float32(-1.0), np.float32(0.0))
+        return StepResult(self._observe(), reward, terminated, truncated)
 
 
 class GymnasiumBatch:
