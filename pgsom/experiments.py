@@ -396,7 +396,7 @@ class ProgressFile:
     """Progress callback of :func:`pgsom.runner.run_sweep` that appends one JSON line per
     report to ``path``: ``{"protocol", "runs" (runs to train in the protocol), "shard",
     "shards", "shard_runs", "round", "rounds", "time"}``. Called in the process that trains the
-    shard (picklable: a spawn worker gets a copy). It writes after the first round, about
+    shard (picklable: a worker process gets a copy). It writes after the first round, about
     every ``1/steps`` of a shard's rounds and after the last one."""
 
     path: str

@@ -8,7 +8,8 @@ by one worker, :func:`pgsom.runner.train_runs`) through a ``concurrent.futures.E
 * by default, on this machine: a small sweep of the fused kernel (backend ``"fused"``, the
   default; :data:`THREAD_WORK`) in this process, shard after shard, each kernel call's runs
   split over ``max_workers`` threads (every core; the numbers do not depend on the thread
-  count); a larger sweep, or other backends, in a spawn process pool (one torch thread per
+  count); a larger sweep, or other backends, in a process pool (forkserver workers that
+  start with the training modules imported, :func:`_default_executor`; one torch thread per
   process);
 * a Dask cluster through ``distributed.Client(address).get_executor()`` or
   :func:`executor_for` (``scheduler="tcp://host:8786"``), e.g. SLURM nodes started by
@@ -83,8 +84,8 @@ Pass a larger ``shard_work`` to :func:`run_many` for fewer, larger shards."""
 THREAD_WORK = 100_000
 """A local sweep of fused-kernel runs of at most this much :func:`run_work` trains in this
 process, each kernel call's runs split over ``max_workers`` threads (no worker processes to
-start: a spawn worker takes ~2.5 s to import torch, numba and the kernels); a larger one goes
-to the process pool, where the Python side of training (about a quarter of its time: returns,
+start: the first pool of a process waits ~2 s for its fork server to import torch, numba and
+the kernels, :func:`_default_executor`); a larger one goes to the process pool, where the Python side of training (about a quarter of its time: returns,
 advantages, the update rules) runs in parallel too instead of taking turns under the GIL. The
 bound sits where the two take about equally long on a 2-core machine (the ``pg`` and ``hessian``
 sweeps of ``python -m pgsom bench`` on either side of it, timed both ways)."""
@@ -257,8 +258,24 @@ def run_key(run: RunSpec, code_version: str | None = None) -> str:
     return content_key(run.cache_config(), code_version or runner.training_source_version())
 
 
+POOL_PRELOAD = ("pgsom.sweep", "pgsom.runner", "pgsom.kernels.fused")
+"""Modules the local pool's fork server imports once (torch, numba and the compiled kernels
+with them): its workers are forked from it with these already loaded."""
+
+
 def _default_executor(n_workers: int) -> cf.Executor:
-    ctx = multiprocessing.get_context("spawn")
+    """The local process pool: ``forkserver`` workers where the platform has it, ``spawn``
+    otherwise. A fork server is a fresh interpreter (started with this process's environment,
+    so with its numerics mode) that imports :data:`POOL_PRELOAD` once; each worker is forked
+    from it, already holding torch, numba and the kernels, so a pool starts in a fraction of
+    a second after the first one of a process, instead of a spawn worker's import of several
+    seconds per worker and pool. The workers never fork a process that has run torch or
+    threads (the server has only imported), which is what makes plain ``fork`` unsafe here."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(POOL_PRELOAD))
+    else:  # pragma: no cover - Windows
+        ctx = multiprocessing.get_context("spawn")
     return cf.ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
 
 
@@ -281,7 +298,7 @@ def run_many(runs: Sequence[RunSpec], *, store=None, executor: cf.Executor | Non
     All missing runs are planned together (:func:`plan_sweep`) and submitted to ``executor``
     at once (None: this machine, ``max_workers`` cores, every core by default: a small sweep
     of fused-kernel runs (:data:`THREAD_WORK`) in this process on that many kernel threads,
-    anything else in a spawn process pool of that many processes, or in this process when one
+    anything else in a local process pool of that many processes, or in this process when one
     worker or one shard suffices). Each shard's runs are saved to
     ``store`` as soon as the shard finishes, with the worker's environment in the metadata, so
     a sweep interrupted at any point loses only the shards in flight and a rerun trains only
