@@ -224,12 +224,16 @@ class RunConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     """Update rule and stabilisers."""
     env_id: str = "CartPole-v1"
-    """gymnasium environment id."""
+    """gymnasium environment id, one of :data:`pgsom.envs.ENV_IDS` (the discrete benchmarks of
+    :data:`pgsom.benchmarks.BENCHMARKS`: CartPole-v1, Acrobot-v1, LunarLander-v3; the continuous
+    ones are refused until a Gaussian policy head exists)."""
     backend: str = "fused"
-    """``fused``: the compiled kernel (:mod:`pgsom.kernels.fused`: CartPole, policy and estimates
-    without a Python call per step; one hidden layer); ``fast``: numpy CartPole (tested equal to
-    gymnasium) with the torch closed-form estimators, the reference implementation; ``gymnasium``:
-    gymnasium's own env with the torch estimators."""
+    """``fused``: the compiled kernel (:mod:`pgsom.kernels.fused`: CartPole-v1 only, policy and
+    estimates without a Python call per step; one hidden layer); ``fast``: the environment's numpy
+    port (CartPole-v1, Acrobot-v1; tested equal to gymnasium) with the torch closed-form estimators,
+    the reference implementation; ``gymnasium``: gymnasium's own env with the torch estimators
+    (every environment; the only one for LunarLander-v3). :func:`pgsom.envs.backends_for` says
+    which an environment allows."""
     hidden: tuple[int, ...] = (64,)
     """Hidden-layer widths of the tanh MLP softmax policy; () is a linear softmax."""
     episodes: int = 500
@@ -240,9 +244,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.algo, AlgoConfig):
             raise ValueError(f"algo must be an AlgoConfig, got {type(self.algo).__name__}")
-        from pgsom.envs import BACKENDS, ENV_IDS
+        from pgsom.envs import BACKENDS, check_env_id
 
-        _check_choice("env_id", self.env_id, ENV_IDS)
+        check_env_id(self.env_id)
         _check_choice("backend", self.backend, BACKENDS)
         hidden = tuple(self.hidden)
         if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden):
@@ -266,6 +270,9 @@ class RunConfig:
         self._check_backend()
 
     def _check_backend(self) -> None:
+        from pgsom.envs import check_backend
+
+        check_backend(self.env_id, self.backend)  # fused: CartPole only; fast: where a numpy port exists
         if self.backend == "fused" and len(self.hidden) != 1:
             raise ValueError(f"backend='fused' supports one hidden layer, got hidden={self.hidden!r}: "
                              "use backend='fast' (the torch reference) for other architectures")

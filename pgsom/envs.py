@@ -1,16 +1,30 @@
-"""Batched CartPole-v1 environments: a fast numpy path and gymnasium itself; and a batched
-numpy Acrobot-v1 (:class:`AcrobotBatch`, not yet one of the runner's :data:`ENV_IDS`).
+"""Batched environments for the runner: numpy ports of CartPole-v1 (:class:`CartPoleBatch`) and
+Acrobot-v1 (:class:`AcrobotBatch`), and gymnasium itself (:class:`GymnasiumBatch`, any
+environment with discrete actions).
 
-Both classes expose the same small batch interface used by :mod:`pgsom.runner`:
+Every batch class exposes the same small interface used by :mod:`pgsom.runner`:
 
+* ``observation_size``, ``n_actions`` and ``max_episode_steps`` (the horizon the runner sizes
+  its buffers by);
 * ``reset(active)`` starts a new episode in every environment where ``active`` is True and
-  returns the observations of all environments, ``(n, 4)`` float32 (C-contiguous);
+  returns the observations of all environments, ``(n, observation_size)`` float32
+  (C-contiguous);
 * ``step(actions, active)`` advances the environments where ``active`` is True and returns
-  ``(obs, reward, terminated, truncated)``; inactive environments are left untouched.
+  ``(obs, reward, terminated, truncated)`` (rewards float32, 0 for an inactive environment);
+  inactive environments are left untouched.
 
 Episodes are reset explicitly by the caller, so gymnasium's vector-env autoreset (the step
 after ``done`` being a reset with reward 0, docs/design.md, 'Numerics and pitfalls') never
 arises here.
+
+Which environments and backends the runner accepts: :data:`ENV_IDS` (the discrete benchmarks
+of :data:`pgsom.benchmarks.BENCHMARKS`; the continuous ones need a Gaussian policy head, not
+implemented yet), and per environment :func:`backends_for` (``fused`` for CartPole-v1 only,
+``fast`` where a numpy port exists, :data:`FAST_BATCHES`; ``gymnasium`` for all). The registry is
+read for validation only, lazily: nothing it says changes a run's numbers (the spaces and horizon
+of a batch come from its own class or gymnasium environment), so it is not one of the runner's
+cache-key modules (:func:`pgsom.runner.training_modules`), and importing this module does not
+build Box2D or MuJoCo environments.
 
 Seeding follows gymnasium exactly: environment ``i`` owns the generator
 ``gymnasium.utils.seeding.np_random(seeds[i])``, the first episode draws its initial state
@@ -32,14 +46,15 @@ from gymnasium.envs.classic_control.acrobot import AcrobotEnv
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from gymnasium.utils import seeding
 
-ENV_IDS = ("CartPole-v1",)
-"""Environments the runner knows; CartPole-v1 is the paper's benchmark."""
-
 BACKENDS = ("fused", "fast", "gymnasium")
-"""``fused`` (default): the compiled kernel :mod:`pgsom.kernels.fused` steps :class:`CartPoleBatch`'s
-states and computes the estimates; ``fast``: :class:`CartPoleBatch` in numpy with the torch
-estimators (the reference implementation); ``gymnasium``: :class:`GymnasiumBatch` (the reference
-environment) with the torch estimators."""
+"""``fused`` (default; CartPole-v1 only): the compiled kernel :mod:`pgsom.kernels.fused` steps
+:class:`CartPoleBatch`'s states and computes the estimates; ``fast``: the environment's numpy port
+(:data:`FAST_BATCHES`) with the torch estimators (the reference implementation); ``gymnasium``:
+:class:`GymnasiumBatch` (the reference environment) with the torch estimators."""
+
+FUSED_ENV_IDS = ("CartPole-v1",)
+"""Environments the ``fused`` backend steps: the kernel has CartPole's dynamics and uses its
+reward of 1 per step (the step mask is the reward)."""
 
 
 class StepResult(NamedTuple):
@@ -314,21 +329,40 @@ class AcrobotBatch:
 
 
 class GymnasiumBatch:
-    """The reference backend: one ``gymnasium.make("CartPole-v1")`` per run, stepped in a loop.
+    """The reference backend: one ``gymnasium.make(env_id)`` per run, stepped in a loop.
 
     Slow (a Python call per environment and step) but it *is* gymnasium; the runner can use it
-    (``backend="gymnasium"``) to confirm that results do not depend on the fast path.
+    (``backend="gymnasium"``) to confirm that results do not depend on the fast path, and it is
+    the only backend of environments without a numpy port (LunarLander-v3).
+    ``observation_size``, ``n_actions`` and ``max_episode_steps`` are read from the environment
+    (its flat Box observation space, its ``Discrete`` action space and the ``TimeLimit`` of its
+    registration); observations are stored as float32, rewards as float32 (a float reward such as
+    LunarLander's is rounded to float32, as every backend's rewards are).
     """
-
-    observation_size = 4
-    n_actions = 2
-    max_episode_steps = 500
 
     def __init__(self, seeds: Sequence[int], env_id: str = "CartPole-v1"):
         self.n = len(seeds)
         self._envs = [gym.make(env_id) for _ in seeds]
+        ref = self._envs[0] if self._envs else gym.make(env_id)
+        try:
+            obs_space, act_space = ref.observation_space, ref.action_space
+            horizon = ref.spec.max_episode_steps if ref.spec is not None else None
+        finally:
+            if not self._envs:
+                ref.close()
+        if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+            raise ValueError(f"{env_id}: observations must be a flat Box, got {obs_space}")
+        if not isinstance(act_space, gym.spaces.Discrete) or int(act_space.start) != 0:
+            raise ValueError(f"{env_id}: actions must be Discrete(n) starting at 0, got {act_space} "
+                             "(continuous actions are not implemented yet)")
+        if not (isinstance(horizon, int) and horizon >= 1):
+            raise ValueError(f"{env_id}: needs a TimeLimit (max_episode_steps) to size the episode buffers, "
+                             f"got {horizon!r}")
+        self.observation_size = int(obs_space.shape[0])
+        self.n_actions = int(act_space.n)
+        self.max_episode_steps = horizon
         self._seeds: list[int | None] = [int(s) for s in seeds]
-        self._obs = np.zeros((self.n, 4), dtype=np.float32)
+        self._obs = np.zeros((self.n, self.observation_size), dtype=np.float32)
 
     def reset(self, active: np.ndarray | None = None) -> np.ndarray:
         active = np.ones(self.n, bool) if active is None else active
@@ -352,12 +386,73 @@ class GymnasiumBatch:
             env.close()
 
 
+FAST_BATCHES = {"CartPole-v1": CartPoleBatch, "Acrobot-v1": AcrobotBatch}
+"""The numpy ports (backend ``fast``; ``fused`` steps CartPole's states too), each tested step for
+step against gymnasium."""
+
+
+@functools.cache
+def env_ids() -> tuple[str, ...]:
+    """:data:`ENV_IDS`: the benchmarks of :data:`pgsom.benchmarks.BENCHMARKS` with discrete actions
+    (read from gymnasium's spaces), in the registry's order."""
+    from pgsom.benchmarks import BENCHMARKS
+
+    return tuple(env_id for env_id, b in BENCHMARKS.items() if b.spaces().discrete)
+
+
+def __getattr__(name: str):
+    if name == "ENV_IDS":  # computed on first use: it builds every benchmark's environment once
+        return env_ids()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def check_env_id(env_id: str) -> None:
+    """ValueError unless the runner can train on ``env_id``: one of :data:`ENV_IDS`; a benchmark
+    with continuous actions gets its own message (the Gaussian head is not implemented yet)."""
+    from pgsom.benchmarks import BENCHMARKS
+
+    b = BENCHMARKS.get(env_id) if isinstance(env_id, str) else None
+    if b is None:
+        raise ValueError(f"env_id must be one of {env_ids()}, got {env_id!r}")
+    s = b.spaces()
+    if not s.discrete:
+        raise ValueError(
+            f"env_id {env_id!r} has continuous actions (a Box of dimension {s.n_actions}): continuous "
+            f"actions (a Gaussian policy head) are not implemented yet; env_id must be one of the "
+            f"discrete benchmarks {env_ids()}")
+
+
+def backends_for(env_id: str) -> tuple[str, ...]:
+    """The backends that can step ``env_id``: ``fused`` for :data:`FUSED_ENV_IDS`, ``fast`` for
+    :data:`FAST_BATCHES`, ``gymnasium`` for every environment."""
+    return tuple(name for name, ok in (("fused", env_id in FUSED_ENV_IDS), ("fast", env_id in FAST_BATCHES),
+                                       ("gymnasium", True)) if ok)
+
+
+def check_backend(env_id: str, backend: str) -> None:
+    """ValueError unless ``backend`` is one of :data:`BACKENDS` and can step ``env_id``; the
+    message names the environment and the backends it allows."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    allowed = backends_for(env_id)
+    if backend in allowed:
+        return
+    use = " or ".join(repr(b) for b in allowed)
+    if backend == "fused":
+        raise ValueError(f"backend='fused' (the compiled kernel) steps {' and '.join(FUSED_ENV_IDS)} only (its "
+                         f"dynamics, reward 1 per step), got env_id={env_id!r}: use backend={use}")
+    raise ValueError(f"backend='fast' needs a numpy port of the environment, which exists for "
+                     f"{tuple(FAST_BATCHES)} only, got env_id={env_id!r}: use backend={use}")
+
+
 def make_batch(env_id: str, seeds: Sequence[int], backend: str = "fast"):
-    """Build ``len(seeds)`` seeded copies of ``env_id`` with the chosen backend."""
-    if env_id not in ENV_IDS:
-        raise ValueError(f"env_id must be one of {ENV_IDS}, got {env_id!r}")
-    if backend in ("fast", "fused"):
-        return CartPoleBatch(seeds)
+    """Build ``len(seeds)`` seeded copies of ``env_id`` with the chosen backend: the numpy port of
+    :data:`FAST_BATCHES` for ``fast`` and ``fused`` (whose kernel steps :class:`CartPoleBatch`'s
+    states), :class:`GymnasiumBatch` for ``gymnasium``. ValueError (naming the environment and the
+    backends it allows) for an environment the runner does not train on, or one the backend cannot
+    step."""
+    check_env_id(env_id)
+    check_backend(env_id, backend)
     if backend == "gymnasium":
         return GymnasiumBatch(seeds, env_id)
-    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    return FAST_BATCHES[env_id](seeds)

@@ -41,7 +41,7 @@ from tqdm import tqdm
 from pgsom import estimators as est
 from pgsom.config import AlgoConfig, RunConfig
 from pgsom.kernels import fused
-from pgsom.envs import make_batch
+from pgsom.envs import CartPoleBatch, make_batch
 from pgsom.policy import PolicySpec, init_params, pad_time, sample_actions, unflatten
 from pgsom.transforms import UpdateInfo, make_rule
 
@@ -82,7 +82,9 @@ def training_modules() -> list[Path]:
     return sorted(seen)
 
 RESULT_FIELDS = {
-    "episode_return": "return of each training episode (NaN after divergence); for rk with fresh "
+    "episode_return": "return of each training episode, the sum of the environment's rewards (float32 "
+                      "each, summed in float64; negative on Acrobot and LunarLander) (NaN after "
+                      "divergence); for rk with fresh "
                       "second stages every second episode (the last one too) is played at the probe "
                       "point theta~, the sample of k2",
     "episode_length": "steps of each training episode",
@@ -173,7 +175,9 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
     """One episode in every ``active`` environment, lockstep, padded to whole time blocks.
 
     Actions come from ``uniforms[r, t]`` by inverse CDF; probabilities are computed for every
-    run at every step (constant shapes keep each run's numbers independent of the batch).
+    run at every step (constant shapes keep each run's numbers independent of the batch). The
+    buffers are sized by the environment's horizon and its observation size (``spec.obs_size``);
+    the rewards stored are the environment's own (0 on padding).
     """
     n, horizon = len(active), env.max_episode_steps
     # time-major buffers: each step writes one contiguous row
@@ -184,8 +188,10 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
     actor = make_actor(spec, theta)
     obs = env.reset(active)
     alive = active.copy()
+    used = horizon  # steps played by the longest episode
     for t in range(horizon):
         if not alive.any():
+            used = t
             break
         actions = sample_actions(actor(obs), uniforms[:, t])
         obs_buf[t], act_buf[t], mask[t] = obs, actions, alive
@@ -193,7 +199,7 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
         rew_buf[t] = res.reward
         alive &= ~(res.terminated | res.truncated)
         obs = res.obs
-    steps = min(pad_time(t), horizon)  # padding beyond a whole time block is not needed
+    steps = min(pad_time(used), horizon)  # padding beyond a whole time block is not needed
     return est.EpisodeBatch(*(torch.from_numpy(np.ascontiguousarray(a[:steps].swapaxes(0, 1)))
                               for a in (obs_buf, act_buf, rew_buf, mask)))
 
@@ -224,7 +230,10 @@ def _cartpole_consts(env) -> np.ndarray:
 def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, active: np.ndarray,
                   buf: FusedBuffers) -> est.EpisodeBatch:
     """:func:`rollout` by the compiled kernel: the same episodes (gymnasium's resets, the
-    kernel's CartPole steps and float32 policy), stored in ``buf`` for the learning side."""
+    kernel's CartPole steps and float32 policy), stored in ``buf`` for the learning side. CartPole
+    only: the rewards returned are the step mask (CartPole's reward of 1 per step)."""
+    if not isinstance(env, CartPoleBatch):
+        raise TypeError(f"the fused kernel steps CartPoleBatch only, got {type(env).__name__}")
     env.reset(active)
     buf.split(fused.rollout, len(active), theta.detach().numpy(), env.state, uniforms, active, spec.hidden[0], _cartpole_consts(env),
                   env.max_episode_steps, buf.obs, buf.act, buf.logits, buf.actions, buf.lengths, buf.prev)

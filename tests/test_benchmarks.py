@@ -49,3 +49,17 @@ def test_bad_benchmarks_name_what_is_wrong():
         Benchmark("CartPole-v1", 10, (400.0, 200.0), "x", None, "x")
     with pytest.raises(ValueError, match="fast_backend"):
         Benchmark("CartPole-v1", 10, (200.0,), "x", "jax", "x")
+
+
+def test_each_benchmarks_fast_backend_is_the_fastest_the_runner_has_for_it():
+    """The registry's ``fast_backend`` agrees with pgsom.envs: ``fused`` for CartPole, ``fast``
+    where a numpy port exists (Acrobot), None (gymnasium only) otherwise; continuous ones have none."""
+    from pgsom.envs import FAST_BATCHES, backends_for
+
+    for env_id, b in BENCHMARKS.items():
+        if not b.spaces().discrete:
+            assert b.fast_backend is None and env_id not in FAST_BATCHES
+            continue
+        fastest = backends_for(env_id)[0]
+        assert b.fast_backend == (None if fastest == "gymnasium" else fastest), env_id
+    assert [b.fast_backend for b in BENCHMARKS.values()] == ["fused", "fast", None, None, None]

@@ -62,6 +62,44 @@ def test_bad_run_parameter_names_the_field(field, value, fragment):
         RunConfig(**{field: value})
 
 
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"env_id": "Hopper-v5"}, "env_id 'Hopper-v5' has continuous actions (a Box of dimension 3): continuous "
+                                  "actions (a Gaussian policy head) are not implemented yet"),
+        ({"env_id": "InvertedPendulum-v5", "backend": "gymnasium"},
+         "env_id 'InvertedPendulum-v5' has continuous actions (a Box of dimension 1): continuous actions"),
+        ({"env_id": "Acrobot-v1"}, "backend='fused' (the compiled kernel) steps CartPole-v1 only (its dynamics, "
+                                   "reward 1 per step), got env_id='Acrobot-v1': use backend='fast' or 'gymnasium'"),
+        ({"env_id": "LunarLander-v3"}, "got env_id='LunarLander-v3': use backend='gymnasium'"),
+        ({"env_id": "LunarLander-v3", "backend": "fast"},
+         "backend='fast' needs a numpy port of the environment, which exists for ('CartPole-v1', 'Acrobot-v1') "
+         "only, got env_id='LunarLander-v3': use backend='gymnasium'"),
+        ({"env_id": "Acrobot-v1", "backend": "jax"}, "backend must be one of ('fused', 'fast', 'gymnasium')"),
+        ({"env_id": ["CartPole-v1"]}, "env_id must be one of ('CartPole-v1', 'Acrobot-v1', 'LunarLander-v3')"),
+    ],
+)
+def test_environments_and_backends_the_runner_cannot_train_are_refused_by_name(kwargs, fragment):
+    with pytest.raises(ValueError, match=re.escape(fragment)):
+        RunConfig(**kwargs)
+
+
+def test_the_discrete_benchmarks_are_accepted_with_the_backends_that_step_them():
+    from pgsom.benchmarks import BENCHMARKS
+    from pgsom.envs import ENV_IDS, backends_for
+
+    assert ENV_IDS == tuple(k for k, b in BENCHMARKS.items() if b.spaces().discrete) == (
+        "CartPole-v1", "Acrobot-v1", "LunarLander-v3")
+    assert RunConfig().backend == "fused" and RunConfig().env_id == "CartPole-v1"
+    allowed = {"CartPole-v1": ("fused", "fast", "gymnasium"), "Acrobot-v1": ("fast", "gymnasium"),
+               "LunarLander-v3": ("gymnasium",)}
+    for env_id, backends in allowed.items():
+        assert backends_for(env_id) == backends
+        for backend in backends:
+            cfg = RunConfig(env_id=env_id, backend=backend)
+            assert RunConfig.from_dict(cfg.to_dict()) == cfg
+
+
 def test_rk_fresh_needs_an_even_budget_and_exact_hessian_needs_shallow_policy():
     with pytest.raises(ValueError, match="multiple of 2"):
         RunConfig(algo=AlgoConfig(method="rk"), episodes=5)

@@ -1,10 +1,11 @@
-"""The fast CartPole path against gymnasium's own CartPole-v1, step for step."""
+"""The fast CartPole path against gymnasium's own CartPole-v1, step for step; make_batch's choice of
+backend per environment; GymnasiumBatch's spaces read from gymnasium."""
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-from pgsom.envs import CartPoleBatch, GymnasiumBatch, make_batch
+from pgsom.envs import AcrobotBatch, CartPoleBatch, GymnasiumBatch, make_batch
 
 
 def _rollout_reference(seed: int, actions_rng: np.random.Generator, episodes: int):
@@ -87,3 +88,53 @@ def test_make_batch_rejects_unknown_names():
         make_batch("MountainCar-v0", [0])
     with pytest.raises(ValueError, match="backend must be one of"):
         make_batch("CartPole-v1", [0], backend="jax")
+
+
+@pytest.mark.parametrize("env_id, backend, cls", [
+    ("CartPole-v1", "fused", CartPoleBatch), ("CartPole-v1", "fast", CartPoleBatch),
+    ("CartPole-v1", "gymnasium", GymnasiumBatch), ("Acrobot-v1", "fast", AcrobotBatch),
+    ("Acrobot-v1", "gymnasium", GymnasiumBatch), ("LunarLander-v3", "gymnasium", GymnasiumBatch),
+])
+def test_make_batch_picks_the_environments_own_backend(env_id, backend, cls):
+    batch = make_batch(env_id, [0, 1], backend)
+    assert type(batch) is cls and batch.n == 2
+    env = gym.make(env_id)
+    assert (batch.observation_size, batch.n_actions, batch.max_episode_steps) == (
+        env.observation_space.shape[0], env.action_space.n, env.spec.max_episode_steps)
+    obs = batch.reset()
+    assert obs.shape == (2, batch.observation_size) and obs.dtype == np.float32
+    np.testing.assert_array_equal(obs[0], env.reset(seed=0)[0])
+    env.close()
+
+
+@pytest.mark.parametrize("env_id, backend, allowed", [
+    ("LunarLander-v3", "fast", "'gymnasium'"), ("LunarLander-v3", "fused", "'gymnasium'"),
+    ("Acrobot-v1", "fused", "'fast' or 'gymnasium'"),
+])
+def test_make_batch_refuses_a_backend_the_environment_lacks(env_id, backend, allowed):
+    with pytest.raises(ValueError, match=f"backend='{backend}' .*got env_id='{env_id}': use backend={allowed}$"):
+        make_batch(env_id, [0], backend)
+    with pytest.raises(ValueError, match="continuous actions .* not implemented yet"):
+        make_batch("Hopper-v5", [0], "gymnasium")
+
+
+def test_gymnasium_batch_reads_its_spaces_from_the_environment():
+    """LunarLander-v3: 8 float32 observations, 4 actions, 1000 steps; float rewards (rounded to
+    float32) straight from gymnasium. Continuous actions are refused."""
+    batch = GymnasiumBatch([7, 8], "LunarLander-v3")
+    assert (batch.observation_size, batch.n_actions, batch.max_episode_steps) == (8, 4, 1000)
+    ref = gym.make("LunarLander-v3")
+    obs, ref_obs = batch.reset(), ref.reset(seed=7)[0]
+    np.testing.assert_array_equal(obs[0], ref_obs)
+    active = np.array([True, False])
+    for a in (0, 1, 2, 3, 2, 2):
+        res = batch.step(np.array([a, 0]), active)
+        ref_obs, ref_r, term, trunc, _ = ref.step(a)
+        np.testing.assert_array_equal(res.obs[0], ref_obs)
+        assert res.reward[0] == np.float32(ref_r) and res.reward[1] == 0.0
+        assert res.reward.dtype == np.float32 and (bool(res.terminated[0]), bool(res.truncated[0])) == (term, trunc)
+    np.testing.assert_array_equal(res.obs[1], obs[1])  # the inactive one is left as it was
+    ref.close()
+    batch.close()
+    with pytest.raises(ValueError, match="InvertedPendulum-v5: actions must be Discrete"):
+        GymnasiumBatch([0], "InvertedPendulum-v5")

@@ -61,6 +61,55 @@ def test_fast_backend_trains_exactly_like_gymnasium():
         assert _same(f, r)
 
 
+def test_acrobot_fast_backend_trains_exactly_like_gymnasium():
+    """The analogue of the CartPole test above on Acrobot-v1 (AcrobotBatch against gymnasium's
+    own env), pg and hessian in one batch. A larger rate than the paper's makes some episodes
+    reach the goal within 6 episodes, so terminating steps (reward 0) are in the comparison; the
+    returns are the environment's rewards, not the step mask: -(length - 1) for an episode that
+    reached the goal, -500 for one truncated at the 500-step limit."""
+    base = RunConfig(env_id="Acrobot-v1", backend="fast", episodes=6, eval_episodes=2, algo=AlgoConfig(lr=0.05))
+    cfgs = {"pg": base, "hessian": base.replace(method="hessian")}
+    runs = [RunSpec(name, cfg, i) for name, cfg in cfgs.items() for i in range(3)]
+    fast = make_train(runs)()
+    real = make_train([RunSpec(r.variant, r.config.replace(backend="gymnasium"), r.seed_index) for r in runs])()
+    for f, r in zip(fast, real):
+        assert _same(f, r)
+    lengths = np.stack([f["episode_length"] for f in fast])
+    returns = np.stack([f["episode_return"] for f in fast])
+    reached = lengths < 500
+    assert reached.any() and (~reached).any()
+    np.testing.assert_array_equal(returns, np.where(reached, -(lengths - 1.0), -500.0))
+    assert all(np.all(f["eval_return"] <= 0) and np.isfinite(f["grad_norm"]).all() for f in fast)
+    assert all(f["diverged_at"] == -1 for f in fast)
+
+
+def test_lunar_lander_trains_on_gymnasium_with_float_rewards_and_its_own_horizon(monkeypatch):
+    """LunarLander-v3 (gymnasium backend only): float, partly negative returns, episodes within
+    gymnasium's 1000-step limit. The horizon is gymnasium's: with the registration's limit set to
+    51 every episode (random-ish policy, none lands or crashes that soon) is truncated at step 51,
+    and all 51 steps are kept (51 is one past a whole time block of 50)."""
+    import gymnasium as gym
+
+    from pgsom.envs import make_batch
+
+    assert make_batch("LunarLander-v3", [0], "gymnasium").max_episode_steps == gym.spec("LunarLander-v3").max_episode_steps == 1000
+    cfg = RunConfig(env_id="LunarLander-v3", backend="gymnasium", episodes=3, eval_episodes=1)
+    res = make_train([RunSpec("pg", cfg, i) for i in range(2)] + [RunSpec("h", cfg.replace(method="hessian"), 0)])()
+    returns = np.stack([r["episode_return"] for r in res])
+    lengths = np.stack([r["episode_length"] for r in res])
+    assert returns.dtype == np.float64 and np.isfinite(returns).all()
+    assert (returns < 0).any() and not np.array_equal(returns, np.round(returns))
+    assert (lengths >= 1).all() and (lengths <= 1000).all()
+    assert all(np.isfinite(r["eval_return"]).all() and r["diverged_at"] == -1 for r in res)
+
+    monkeypatch.setattr(gym.registry["LunarLander-v3"], "max_episode_steps", 51)
+    assert make_batch("LunarLander-v3", [0], "gymnasium").max_episode_steps == 51
+    short = make_train([RunSpec("pg", cfg, i) for i in range(2)])()
+    for r in short:
+        np.testing.assert_array_equal(r["episode_length"], 51)
+        np.testing.assert_array_equal(r["env_steps"], 51 * np.arange(1, 4))
+
+
 def test_result_fields_are_consistent():
     _, cfg = variant("pg", "clip", base=RunConfig(episodes=8, eval_episodes=3))
     res = make_train([RunSpec("pg+clip", cfg, 0)])()[0]
@@ -192,6 +241,8 @@ def test_cache_key_modules_follow_module_level_imports():
             "pgsom/config.py", "pgsom/envs.py", "kernels/fused.py"} <= names
     # orchestration and statistics do not retrain the cache when they change
     assert not names & {"pgsom/sweep.py", "pgsom/stats.py", "pgsom/store.py", "pgsom/experiments.py"}
+    # the benchmark registry validates env ids (imported lazily by pgsom.envs); it changes no numbers
+    assert "pgsom/benchmarks.py" not in names
 
 
 # --------------------------------------------------------------------------- the options std_ddof,
