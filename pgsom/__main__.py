@@ -52,6 +52,9 @@ def _train_parser(sub) -> None:
     p.add_argument("--reading", nargs="+", metavar="LEVEL", default=(), choices=[lv.name for lv in LEVELS],
                    help="a reading of the paper: levels of pgsom.variants.LEVELS (e.g. reuse midpoint "
                         "std_sample); each applies where it touches the method and its stabilisers")
+    p.add_argument("--env", default="CartPole-v1", metavar="ENV_ID",
+                   help="gymnasium id of a benchmark the runner trains (pgsom.envs.ENV_IDS: CartPole-v1, "
+                        "Acrobot-v1 with --backend fast or gymnasium, LunarLander-v3 with --backend gymnasium)")
     p.add_argument("--backend", choices=BACKENDS, default="fused",
                    help="fused: compiled kernel (default); fast: numpy env + torch reference; gymnasium")
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
@@ -97,7 +100,8 @@ def cmd_train(args) -> int:
     from pgsom.store import ResultStore, write_bytes_atomic, write_text_atomic
 
     stabilisers = [s for s in ("clip", "clip_same_lr", "lr2", "entropy", "baseline") if getattr(args, s)]
-    base = RunConfig(episodes=args.episodes, eval_episodes=args.eval_episodes, backend=args.backend)
+    base = RunConfig(episodes=args.episodes, eval_episodes=args.eval_episodes, backend=args.backend,
+                     env_id=args.env)
     name, cfg = variant(args.method, *stabilisers, reading=Reading.of(*args.reading), base=base)
     cfg = cfg.replace(**_algo_changes(args))
     store = None if args.no_cache else ResultStore(args.cache_dir)
@@ -106,7 +110,10 @@ def cmd_train(args) -> int:
     seconds = time.perf_counter() - t0
     final = res["episode_return"][:, -1]
     ci = stats.ci_t(final)
-    reached = stats.episodes_to_threshold(res["episode_return"], 200.0, window=min(10, args.episodes))
+    from pgsom.benchmarks import benchmark
+
+    threshold = benchmark(args.env).thresholds[0]  # the benchmark's first "episodes to reach" return
+    reached = stats.episodes_to_threshold(res["episode_return"], threshold, window=min(10, args.episodes))
     summary = {
         "variant": name,
         "config": cfg.to_dict(),
@@ -115,14 +122,16 @@ def cmd_train(args) -> int:
         "final_return_mean": float(np.nanmean(final)),
         "final_return_ci95": [float(ci.low), float(ci.high)],
         "eval_return_mean": float(np.nanmean(res["eval_return"])),
-        "fraction_reaching_200": float(reached.fraction_reached),
+        "threshold": threshold,
+        "fraction_reaching_threshold": float(reached.fraction_reached),
         "diverged_runs": int((res["diverged_at"] >= 0).sum()),
         "wall_seconds": round(seconds, 1),
     }
     print(f"{name}: {args.seeds} seeds x {args.episodes} episodes in {seconds:.1f} s")
     print(f"  final-episode return {summary['final_return_mean']:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f})")
     print(f"  evaluation return    {summary['eval_return_mean']:.1f}")
-    print(f"  reached 200 (10-episode mean): {reached.fraction_reached:.0%}; diverged runs: {summary['diverged_runs']}")
+    print(f"  reached {threshold:g} (10-episode mean): {reached.fraction_reached:.0%}; "
+          f"diverged runs: {summary['diverged_runs']}")
     if args.out is not None:
         import io
 

@@ -37,6 +37,16 @@ def test_train_takes_a_reading(tmp_path):
     assert (summary["config"]["algo"]["rk_rule"], summary["config"]["algo"]["rk_stage"]) == ("midpoint", "reuse")
 
 
+def test_train_takes_another_benchmark(tmp_path):
+    out = _run("train", "--method", "pg", "--env", "Acrobot-v1", "--backend", "fast", "--seeds", "1", "--episodes",
+               "2", "--eval-episodes", "0", "--workers", "1", "--no-cache", "--out", str(tmp_path / "o"), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["config"]["env_id"] == "Acrobot-v1" and summary["final_return_mean"] < 0
+    fused = _run("train", "--method", "pg", "--env", "Acrobot-v1", "--episodes", "2", "--no-cache", cwd=tmp_path)
+    assert fused.returncode == 2 and "use backend='fast' or 'gymnasium'" in fused.stderr
+
+
 def test_bad_arguments_are_named(tmp_path):
     bad = _run("train", "--method", "sgd", cwd=tmp_path)
     assert bad.returncode == 2 and "invalid choice: 'sgd'" in bad.stderr
