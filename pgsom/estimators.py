@@ -2,7 +2,8 @@
 of J, and Fisher-vector products. Everything is batched over runs.
 
 Shapes: ``R`` runs, ``T`` padded steps (a multiple of ``policy.TIME_BLOCK``; every sum over
-time is padding-invariant, see ``policy.time_sum``), ``d`` parameters, ``A`` actions. ``mask[r, t]`` is True
+time is padding-invariant, see ``policy.time_sum``), ``d`` parameters, ``A`` actions (or the
+action dimension of a Gaussian head). ``mask[r, t]`` is True
 on real steps. Notation and derivations as in docs/design.md, 'Algorithms': per-step score
 ``s_t = grad log pi(a_t|s_t)``, summed score ``S = sum_t s_t``, advantage ``A_t``.
 
@@ -16,6 +17,20 @@ conditional mean) and the second term is the exact diagonal of the surrogate Hes
 baseline built from *past* episodes keeps both unbiased (Fisher identity
 ``E[s_t s_t^T + grad^2 log pi] = 0``). ``tests/test_estimators.py`` checks this by enumerating
 a small MDP.
+
+Both policy heads (``PolicySpec.head``) share these functions; each dispatches on the head
+inside (the categorical arithmetic is the same as before the Gaussian head existed). With
+o = the network's output (logits, or the Gaussian mean mu), ``delta = dlog pi/do`` and
+``H_o = d^2 log pi/do^2``:
+
+    categorical:  delta = onehot(a) - p,         H_o = -(diag p - p p^T)
+    gaussian:     delta = (a - mu) / sigma^2,    H_o = -diag(1 / sigma^2),
+                  dlog pi/dlog sigma = z^2 - 1,  d^2 log pi/dlog sigma^2 = -2 z^2,  z = (a - mu) / sigma
+
+(the mean-log sigma cross terms are off the diagonal of the Hessian; the Gaussian's entropy
+``sum_i log sigma_i + A (1 + log 2 pi) / 2`` per step depends on ``log_std`` only).
+``tests/test_heads.py`` checks both heads against ``torch.func`` and the Gaussian estimators'
+unbiasedness on a linear-Gaussian bandit.
 """
 
 from __future__ import annotations
@@ -24,7 +39,9 @@ from typing import NamedTuple
 
 import torch
 
-from pgsom.policy import Forward, PolicySpec, forward, logits_jvp, logits_vjp, time_contract, time_sum
+from pgsom.policy import (
+    Forward, PolicySpec, action_log_prob, forward, logits_jvp, logits_vjp, time_contract, time_sum, unflatten,
+)
 
 ADV_EPS = 1e-8
 
@@ -33,7 +50,7 @@ class EpisodeBatch(NamedTuple):
     """One episode per run, padded to ``T`` steps."""
 
     obs: torch.Tensor  # (R, T, obs_size) float32
-    actions: torch.Tensor  # (R, T) int64
+    actions: torch.Tensor  # (R, T) int64; Gaussian head: (R, T, A) float32, the unclipped samples, 0 on padding
     rewards: torch.Tensor  # (R, T) float32, 0 on padding
     mask: torch.Tensor  # (R, T) bool
 
@@ -168,6 +185,34 @@ def _entropy_cotangents(log_probs: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return -p * (log_probs + entropy) * mask.unsqueeze(-1)
 
 
+def _gaussian_z(fwd: Forward, batch: EpisodeBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """z_t = (a_t - mu_t) / sigma, (R, T, A), and 1 / sigma, (R, 1, A)."""
+    inv_std = torch.exp(-fwd.log_std).unsqueeze(1)
+    return (batch.actions - fwd.logits) * inv_std, inv_std
+
+
+def _weighted_score(
+    spec: PolicySpec, theta: torch.Tensor, fwd: Forward, batch: EpisodeBatch, weights: torch.Tensor
+) -> torch.Tensor:
+    """sum_t w_t s_t, (R, d): the network part as one VJP of output cotangents w_t delta_t; the
+    Gaussian head's log_std part sum_t w_t (z_t^2 - 1) appended."""
+    if not spec.gaussian:
+        return logits_vjp(spec, theta, fwd, _logit_cotangents(fwd.log_probs, batch, weights))
+    c = (weights * batch.mask).unsqueeze(-1)
+    z, inv_std = _gaussian_z(fwd, batch)
+    net = logits_vjp(spec, theta, fwd, c * z * inv_std)
+    return torch.cat([net, time_sum(c * (z * z - 1))], dim=1)
+
+
+def _entropy_gradient(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, mask: torch.Tensor) -> torch.Tensor:
+    """grad sum_t H(pi(.|s_t)), (R, d). Gaussian: H = sum_i log sigma_i + const, so zero on the
+    network and the number of real steps on each log_std."""
+    if not spec.gaussian:
+        return logits_vjp(spec, theta, fwd, _entropy_cotangents(fwd.log_probs, mask))
+    steps = time_sum(mask.to(theta.dtype).unsqueeze(-1))  # (R, 1)
+    return torch.cat([theta.new_zeros(theta.shape[0], spec.n_net_params), steps.expand(-1, spec.n_actions)], dim=1)
+
+
 def policy_forward(spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch) -> Forward:
     """The forward pass every estimator below can share (no autograd graph)."""
     with torch.no_grad():
@@ -184,18 +229,18 @@ def policy_gradient(
     fwd: Forward | None = None,
 ) -> GradientEstimate:
     """g = sum_t A_t s_t + entropy_coef * grad sum_t H_t per run: each term is one
-    vector-Jacobian product of per-step logit cotangents (``policy.logits_vjp``)."""
+    vector-Jacobian product of per-step logit cotangents (``policy.logits_vjp``); the Gaussian
+    head's log_std entries in closed form (``_weighted_score``, ``_entropy_gradient``)."""
     fwd = fwd or policy_forward(spec, theta, batch)
-    lp = fwd.log_probs
     with torch.no_grad():
-        g_return = logits_vjp(spec, theta, fwd, _logit_cotangents(lp, batch, advantages))
+        g_return = _weighted_score(spec, theta, fwd, batch, advantages)
         g = g_return
         if entropy_coef:
-            g = g + entropy_coef * logits_vjp(spec, theta, fwd, _entropy_cotangents(lp, batch.mask))
+            g = g + entropy_coef * _entropy_gradient(spec, theta, fwd, batch.mask)
         score_sum = None
         if with_score_sum:
             ones = torch.ones_like(advantages)
-            score_sum = logits_vjp(spec, theta, fwd, _logit_cotangents(lp, batch, ones))
+            score_sum = _weighted_score(spec, theta, fwd, batch, ones)
     return GradientEstimate(g, g_return, score_sum)
 
 
@@ -212,11 +257,14 @@ def surrogate_diag_hessian_exact(
     hidden tanh layer (a = tanh(z), z = W1 x + b1, w_j = W2[:, j]):
         d2/dz_j^2 = -2 a_j (1 - a_j^2) (w_j . delta) - (1 - a_j^2)^2 (sum_k p_k w_kj^2 - (p . w_j)^2),
         d2/db1_j^2 = d2/dz_j^2,   d2/dW1_ji^2 = d2/dz_j^2 x_i^2.
+    Gaussian head: the same with the Gaussian's delta and H_o (``_gaussian_diag_hessian``).
     Checked against ``torch.func.hessian`` in tests.
     """
     if len(spec.hidden) > 1:
         raise ValueError(f"exact diagonal supports hidden=() or one layer, got {spec.hidden}")
     fwd = fwd or policy_forward(spec, theta, batch)
+    if spec.gaussian:
+        return _gaussian_diag_hessian(spec, theta, batch, weights, fwd)
     with torch.no_grad():
         p = fwd.log_probs.exp()
         c = (weights * batch.mask).unsqueeze(-1)  # (R, T, 1)
@@ -239,6 +287,36 @@ def surrogate_diag_hessian_exact(
         return torch.cat([q.reshape(q.shape[0], -1) for q in parts], dim=1)
 
 
+@torch.no_grad()
+def _gaussian_diag_hessian(
+    spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor, fwd: Forward
+) -> torch.Tensor:
+    """The Gaussian head's exact diag grad^2 sum_t c_t log pi(a_t|s_t), c_t = w_t on real steps.
+
+    With H_o = -diag(1/sigma^2) and delta = (a - mu)/sigma^2, last layer (input x):
+        d2/db_k^2 = -sum_t c_t / sigma_k^2,   d2/dW_kj^2 = -sum_t c_t x_tj^2 / sigma_k^2;
+    hidden tanh layer (a = tanh(z), w_j = W2[:, j]):
+        d2/dz_j^2 = -2 a_j (1 - a_j^2) (w_j . delta) - (1 - a_j^2)^2 sum_k w_kj^2 / sigma_k^2;
+    log_std:  d2/dlog sigma_i^2 = -2 sum_t c_t z_ti^2.
+    """
+    c = (weights * batch.mask).unsqueeze(-1)  # (R, T, 1)
+    z, inv_std = _gaussian_z(fwd, batch)
+    inv_var = inv_std * inv_std  # (R, 1, A)
+    x_last = fwd.inputs[-1]
+    cq = -c * inv_var  # (R, T, A)
+    parts = [time_contract(cq, x_last * x_last), time_sum(cq)]
+    if spec.hidden:
+        x, act = fwd.inputs[0], fwd.inputs[1]
+        w2 = unflatten(spec, theta)[-1].weight  # (R, A, H)
+        slope = 1 - act * act
+        w_delta = torch.matmul(z * inv_std, w2)  # (R, T, H): w_j . delta_t
+        w_var = torch.matmul(inv_var, w2 * w2)  # (R, 1, H): sum_k w_kj^2 / sigma_k^2
+        cz = (-2 * act * w_delta - slope * w_var) * slope * c
+        parts = [time_contract(cz, x * x), time_sum(cz), *parts]
+    parts.append(time_sum(-2 * c * z * z))
+    return torch.cat([q.reshape(q.shape[0], -1) for q in parts], dim=1)
+
+
 def surrogate_diag_hessian_hutchinson(
     spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, weights: torch.Tensor, probe: torch.Tensor
 ) -> torch.Tensor:
@@ -246,8 +324,7 @@ def surrogate_diag_hessian_hutchinson(
     unbiased for diag H (E[z z^T] = I); one Hessian-vector product by double backward."""
     th = theta.detach().requires_grad_(True)
     with torch.enable_grad():
-        lp = forward(spec, th, batch.obs).log_probs
-        chosen = lp.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        chosen = action_log_prob(spec, forward(spec, th, batch.obs), batch.actions)
         objective = (weights * batch.mask * chosen).sum()
         (grad,) = torch.autograd.grad(objective, th, create_graph=True)
         (hvp,) = torch.autograd.grad(grad, th, probe)
@@ -296,10 +373,18 @@ def fisher_vector_product(
 
     F v = (1/N) sum_t J_t^T M_t J_t v with J_t = dlogits_t/dtheta and, in logit space,
     M_t = delta_t delta_t^T (empirical) or diag(p_t) - p_t p_t^T (expected): one JVP and one VJP.
+
+    Gaussian head: s_t = (J_t^T delta_t, z_t^2 - 1) with delta_t = (a_t - mu_t)/sigma^2 (network,
+    log_std); empirical F v = (1/N) sum_t s_t (s_t . v); expected, in closed form,
+    F = ((1/N) sum_t J_t^T diag(1/sigma^2) J_t) (+) 2 I on log_std (no cross terms:
+    E[z (z^2 - 1)] = 0, and E[(z_i^2 - 1)(z_j^2 - 1)] = 2 [i = j]); an episode with no real
+    step gets F v = 0, as for the categorical head.
     """
     if kind not in ("empirical", "expected"):
         raise ValueError(f"fisher must be 'empirical' or 'expected', got {kind!r}")
     fwd = fwd or policy_forward(spec, theta, batch)
+    if spec.gaussian:
+        return _gaussian_fisher_vector_product(spec, theta, batch, kind, fwd)
     p = fwd.log_probs.exp()
     onehot = torch.nn.functional.one_hot(batch.actions, spec.n_actions).to(p.dtype)
     delta = onehot - p
@@ -314,6 +399,30 @@ def fisher_vector_product(
         else:
             m = p * jv - p * (p * jv).sum(-1, keepdim=True)
         return logits_vjp(spec, theta, fwd, m * scale)
+
+    return fvp
+
+
+def _gaussian_fisher_vector_product(spec: PolicySpec, theta: torch.Tensor, batch: EpisodeBatch, kind: str,
+                                    fwd: Forward):
+    z, inv_std = _gaussian_z(fwd, batch)
+    delta = z * inv_std  # dlog pi/dmu
+    ls_score = z * z - 1  # dlog pi/dlog sigma
+    inv_var = inv_std * inv_std
+    mask = batch.mask.to(z.dtype)
+    n = mask.sum(1, keepdim=True)
+    scale = (mask / n.clamp_min(1)).unsqueeze(-1)  # (R, T, 1)
+    has_steps = (n > 0).to(z.dtype)  # (R, 1)
+    sl = spec.log_std_slice
+
+    @torch.no_grad()
+    def fvp(v: torch.Tensor) -> torch.Tensor:
+        jv = logits_jvp(spec, theta, fwd, v)
+        if kind == "empirical":
+            sv = (delta * jv).sum(-1, keepdim=True) + (ls_score * v[:, None, sl]).sum(-1, keepdim=True)
+            m = sv * scale  # (R, T, 1): (s_t . v) / N on real steps
+            return torch.cat([logits_vjp(spec, theta, fwd, delta * m), time_sum(ls_score * m)], dim=1)
+        return torch.cat([logits_vjp(spec, theta, fwd, inv_var * jv * scale), 2 * has_steps * v[:, sl]], dim=1)
 
     return fvp
 

@@ -1,18 +1,30 @@
-"""Softmax MLP policies whose parameters are stacked over runs.
+"""MLP policies whose parameters are stacked over runs: a softmax (Categorical) head for
+discrete actions, a diagonal Gaussian head for continuous ones.
 
 Shape convention: ``theta`` is ``(R, d)``, one flat parameter vector per run; observations are
 ``(R, T, obs_size)`` (or ``(R, obs_size)`` while acting). Layer ``k`` is stored as its weight
 ``W_k`` (out, in) followed by its bias ``b_k``, row-major, so that one batched matmul serves
-every run and a run's numbers never depend on which other runs share the batch.
+every run and a run's numbers never depend on which other runs share the batch. The network
 
-    pi_theta(. | s) = softmax(W_L tanh(... tanh(W_1 s + b_1) ...) + b_L)
+    f_theta(s) = W_L tanh(... tanh(W_1 s + b_1) ...) + b_L
+
+gives, by ``PolicySpec.head``:
+
+* ``"categorical"`` (the default): ``pi_theta(. | s) = softmax(f_theta(s))`` over
+  ``n_actions`` actions; ``theta`` is the network's parameters only.
+* ``"gaussian"``: ``pi_theta(. | s) = N(mu = f_theta(s), diag sigma^2)`` with ``n_actions``
+  the action *dimension* A and a state-independent ``log_std`` (log sigma, one per action
+  dimension) stored after the network: ``theta[:, spec.n_net_params:]`` (the last A entries,
+  ``spec.log_std_slice``).
 
 Initialisation is ``torch.nn.Linear``'s default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
-weights and biases, drawn from the run's own ``numpy.random.Generator``.
+weights and biases, drawn from the run's own ``numpy.random.Generator`` (the same draws for
+both heads); the Gaussian's ``log_std`` starts at ``INIT_LOG_STD`` = 0 (no draw).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -21,16 +33,40 @@ import numpy as np
 import torch
 
 
+HEADS = ("categorical", "gaussian")
+"""The policy heads (``PolicySpec.head``)."""
+
+INIT_LOG_STD = 0.0
+"""Initial log sigma of the Gaussian head: sigma = 1 in every action dimension.
+
+The common default (Stable-Baselines3's ``log_std_init``; Spinning Up uses -0.5): with
+observations and actions of order one (gymnasium's MuJoCo and Box2D tasks, bounds [-1, 1])
+it explores the whole action box at first (often clipped: see :func:`clip_actions`) and lets
+the gradient shrink sigma. Nothing in the paper fixes it."""
+
+LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
 @dataclass(frozen=True)
 class PolicySpec:
-    """Architecture of the softmax MLP."""
+    """Architecture of the policy: the MLP and its head."""
 
     obs_size: int
     """Observation dimension."""
     n_actions: int
-    """Number of discrete actions."""
+    """The network's output width: the number of discrete actions (``categorical``) or the
+    action dimension A (``gaussian``, the mean's dimension and the number of ``log_std``)."""
     hidden: tuple[int, ...] = (64,)
-    """Hidden widths (tanh); () gives a linear (log-linear, exponential-family) softmax."""
+    """Hidden widths (tanh); () gives a linear (log-linear, exponential-family) softmax, or a
+    linear-Gaussian policy."""
+    head: str = "categorical"
+    """``"categorical"`` (softmax over ``n_actions`` discrete actions; actions int64) or
+    ``"gaussian"`` (N(mu(s), diag sigma^2), ``log_std`` after the network; actions float,
+    ``(..., n_actions)``)."""
+
+    def __post_init__(self):
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -43,8 +79,25 @@ class PolicySpec:
         return [(sizes[k + 1], sizes[k]) for k in range(len(sizes) - 1)]
 
     @property
-    def n_params(self) -> int:
+    def gaussian(self) -> bool:
+        return self.head == "gaussian"
+
+    @property
+    def n_net_params(self) -> int:
+        """Parameters of the network (the first ``n_net_params`` entries of theta)."""
         return sum(o * i + o for o, i in self.layer_shapes)
+
+    @property
+    def n_params(self) -> int:
+        """d: the network's parameters, then (Gaussian head) the ``n_actions`` log-stds."""
+        return self.n_net_params + (self.n_actions if self.gaussian else 0)
+
+    @property
+    def log_std_slice(self) -> slice:
+        """Where the Gaussian head's ``log_std`` lies in theta: the last ``n_actions`` entries."""
+        if not self.gaussian:
+            raise ValueError("only the gaussian head has log_std parameters")
+        return slice(self.n_net_params, self.n_params)
 
 
 class Layer(NamedTuple):
@@ -56,12 +109,14 @@ class Forward(NamedTuple):
     """Intermediates of a forward pass (inputs of the closed-form derivatives)."""
 
     inputs: list[torch.Tensor]  # input of each layer: obs, then each hidden activation
-    logits: torch.Tensor  # (R, T, A)
-    log_probs: torch.Tensor  # (R, T, A) log-softmax
+    logits: torch.Tensor  # (R, T, A) the network's output: logits, or the Gaussian mean mu
+    log_probs: torch.Tensor | None  # (R, T, A) log-softmax; None for the Gaussian head
+    log_std: torch.Tensor | None = None  # (R, A) the Gaussian head's log sigma; None otherwise
 
 
 def unflatten(spec: PolicySpec, theta: torch.Tensor) -> list[Layer]:
-    """Views of the flat ``(R, d)`` parameters as per-layer weights and biases."""
+    """Views of the flat ``(R, d)`` parameters as per-layer weights and biases (the network's;
+    the Gaussian head's trailing ``log_std`` is not a layer)."""
     layers, start = [], 0
     for out, inp in spec.layer_shapes:
         w = theta[:, start : start + out * inp].reshape(-1, out, inp)
@@ -73,7 +128,8 @@ def unflatten(spec: PolicySpec, theta: torch.Tensor) -> list[Layer]:
 
 
 def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """Inverse of :func:`unflatten` for per-layer ``(R, out, in)`` / ``(R, out)`` tensors."""
+    """Inverse of :func:`unflatten` for per-layer ``(R, out, in)`` / ``(R, out)`` tensors (the
+    network part of theta: append ``log_std`` for the Gaussian head)."""
     parts = []
     for w, b in layers:
         parts += [w.reshape(w.shape[0], -1), b]
@@ -81,7 +137,8 @@ def flatten(layers: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor
 
 
 def init_params(spec: PolicySpec, rngs: Sequence[np.random.Generator]) -> torch.Tensor:
-    """``(R, d)`` float32 parameters, run ``r`` drawn from ``rngs[r]`` only."""
+    """``(R, d)`` float32 parameters, run ``r`` drawn from ``rngs[r]`` only. The network's draws
+    do not depend on the head; the Gaussian head's ``log_std`` is ``INIT_LOG_STD``."""
     rows = []
     for rng in rngs:
         parts = []
@@ -89,6 +146,8 @@ def init_params(spec: PolicySpec, rngs: Sequence[np.random.Generator]) -> torch.
             bound = 1.0 / np.sqrt(inp)
             parts.append(rng.uniform(-bound, bound, size=out * inp))
             parts.append(rng.uniform(-bound, bound, size=out))
+        if spec.gaussian:
+            parts.append(np.full(spec.n_actions, INIT_LOG_STD))
         rows.append(np.concatenate(parts))
     return torch.from_numpy(np.stack(rows).astype(np.float32))
 
@@ -102,7 +161,8 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
 
 
 def forward(spec: PolicySpec, theta: torch.Tensor, obs: torch.Tensor) -> Forward:
-    """Logits and log-probabilities for ``obs`` of shape ``(R, T, obs_size)``."""
+    """Logits and log-probabilities for ``obs`` of shape ``(R, T, obs_size)``; for the Gaussian
+    head the mean (in ``logits``) and ``log_std`` (a copy of theta's, differentiable)."""
     layers = unflatten(spec, theta)
     x, inputs = obs, []
     for k, (w, b) in enumerate(layers):
@@ -110,7 +170,24 @@ def forward(spec: PolicySpec, theta: torch.Tensor, obs: torch.Tensor) -> Forward
         x = torch.matmul(x, w.transpose(1, 2)) + b.unsqueeze(1)
         if k < len(layers) - 1:
             x = _tanh(x)
+    if spec.gaussian:
+        return Forward(inputs, x, None, theta[:, spec.log_std_slice].clone())
     return Forward(inputs, x, torch.log_softmax(x, dim=-1))
+
+
+def action_log_prob(spec: PolicySpec, fwd: Forward, actions: torch.Tensor) -> torch.Tensor:
+    """``(R, T)``: log pi(a_t | s_t) of the taken actions (differentiable when ``fwd`` is).
+
+    ``actions`` is ``(R, T)`` int64 (categorical) or ``(R, T, A)`` float (gaussian: the
+    *unclipped* samples, whose density this is):
+    ``log N(a; mu, diag sigma^2) = sum_i -z_i^2 / 2 - log sigma_i - log sqrt(2 pi)``,
+    ``z = (a - mu) / sigma``.
+    """
+    if not spec.gaussian:
+        return fwd.log_probs.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+    log_std = fwd.log_std.unsqueeze(1)
+    z = (actions - fwd.logits) * torch.exp(-log_std)
+    return (-0.5 * z * z - log_std - LOG_SQRT_2PI).sum(-1)
 
 
 TIME_BLOCK = 50
@@ -154,7 +231,9 @@ def time_contract(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def logits_vjp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, cotangent: torch.Tensor) -> torch.Tensor:
-    """``(R, d)``: sum_t J_t^T c_t with J_t = dlogits_t/dtheta (backprop written out).
+    """``(R, n_net_params)``: sum_t J_t^T c_t with J_t = dlogits_t/dtheta (backprop written out):
+    the network's parameters (all of d for the categorical head, all but ``log_std`` for the
+    Gaussian one, whose ``logits`` are the mean).
 
     ``cotangent`` is ``(R, T, A)``. The tanh derivative is taken from the stored activations.
     Equal to ``torch.autograd.grad(logits, theta, cotangent)`` (tested), without the graph.
@@ -171,7 +250,8 @@ def logits_vjp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, cotangent: t
 
 
 def logits_jvp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, tangent: torch.Tensor) -> torch.Tensor:
-    """``(R, T, A)``: J_t v for a parameter tangent ``v`` of shape ``(R, d)`` (forward mode)."""
+    """``(R, T, A)``: J_t v for a parameter tangent ``v`` of shape ``(R, d)`` (forward mode; a
+    Gaussian head's ``log_std`` entries of ``v`` do not move the mean and are ignored)."""
     layers, dlayers = unflatten(spec, theta), unflatten(spec, tangent)
     dx = None
     for k, ((w, _), (dw, db)) in enumerate(zip(layers, dlayers)):
@@ -193,3 +273,27 @@ def sample_actions(probs: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
     """
     cdf = np.cumsum(probs[:, :-1], axis=1)
     return (uniforms[:, None] >= cdf).sum(axis=1).astype(np.int64)
+
+
+def sample_gaussian(mean: np.ndarray, log_std: np.ndarray, normals: np.ndarray) -> np.ndarray:
+    """The Gaussian head's actions ``a = mu + exp(log_std) * z`` from caller-drawn standard
+    normals ``z`` (the counterpart of :func:`sample_actions`' pre-drawn uniforms).
+
+    ``mean`` (R, A), ``log_std`` (R, A) or (A,), ``normals`` (R, A); e.g. run r's row of
+    ``gens[r].standard_normal((horizon, A))`` at step t, one stream per run. Computed in
+    numpy's promoted precision (float64 with float64 normals) and returned in ``mean``'s dtype:
+    that value is the action to store (unclipped) and to score; the environment gets
+    :func:`clip_actions` of it.
+    """
+    return np.asarray(mean + np.exp(log_std) * normals, dtype=mean.dtype)
+
+
+def clip_actions(actions: np.ndarray, low, high) -> np.ndarray:
+    """The action the environment executes: the sample clipped to the action bounds.
+
+    The policy's log-probability (and every estimator) is that of the *unclipped* sample,
+    which is what an ``EpisodeBatch`` stores: clipping is then part of the environment, the
+    score function stays the Gaussian's, and the gradient is unbiased for J of the clipped
+    environment (the common practice, e.g. Stable-Baselines3's PPO/A2C).
+    """
+    return np.clip(actions, low, high)
