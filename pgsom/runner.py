@@ -236,6 +236,9 @@ class FusedBuffers:
     rows (:class:`pgsom.kernels.fused.RowSplit`; one by default; the same numbers)."""
 
     def __init__(self, spec: PolicySpec, n: int, horizon: int, split: fused.RowSplit | None = None):
+        if spec.gaussian:
+            raise ValueError("the fused kernel has the Categorical head only (CartPole's discrete actions); "
+                             "the Gaussian head trains on the torch path (backend 'gymnasium')")
         if len(spec.hidden) != 1:
             raise ValueError(f"the fused kernel supports one hidden layer, got {spec.hidden}")
         self.split = split or fused.RowSplit(1)
