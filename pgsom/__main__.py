@@ -54,7 +54,8 @@ def _train_parser(sub) -> None:
                         "std_sample); each applies where it touches the method and its stabilisers")
     p.add_argument("--env", default="CartPole-v1", metavar="ENV_ID",
                    help="gymnasium id of a benchmark the runner trains (pgsom.envs.ENV_IDS: CartPole-v1, "
-                        "Acrobot-v1 with --backend fast or gymnasium, LunarLander-v3 with --backend gymnasium)")
+                        "Acrobot-v1 with --backend fast or gymnasium, LunarLander-v3, InvertedPendulum-v5 and "
+                        "Hopper-v5 with --backend gymnasium)")
     p.add_argument("--backend", choices=BACKENDS, default="fused",
                    help="fused: compiled kernel (default); fast: numpy env + torch reference; gymnasium")
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")

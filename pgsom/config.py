@@ -224,18 +224,19 @@ class RunConfig:
     algo: AlgoConfig = field(default_factory=AlgoConfig)
     """Update rule and stabilisers."""
     env_id: str = "CartPole-v1"
-    """gymnasium environment id, one of :data:`pgsom.envs.ENV_IDS` (the discrete benchmarks of
-    :data:`pgsom.benchmarks.BENCHMARKS`: CartPole-v1, Acrobot-v1, LunarLander-v3; the continuous
-    ones are refused until a Gaussian policy head exists)."""
+    """gymnasium environment id, one of :data:`pgsom.envs.ENV_IDS` (the five benchmarks of
+    :data:`pgsom.benchmarks.BENCHMARKS`: CartPole-v1, Acrobot-v1, LunarLander-v3 with a Categorical
+    policy head; InvertedPendulum-v5 and Hopper-v5, continuous, with a Gaussian head on backend
+    ``gymnasium`` only)."""
     backend: str = "fused"
     """``fused``: the compiled kernel (:mod:`pgsom.kernels.fused`: CartPole-v1 only, policy and
     estimates without a Python call per step; one hidden layer); ``fast``: the environment's numpy
     port (CartPole-v1, Acrobot-v1; tested equal to gymnasium) with the torch closed-form estimators,
     the reference implementation; ``gymnasium``: gymnasium's own env with the torch estimators
-    (every environment; the only one for LunarLander-v3). :func:`pgsom.envs.backends_for` says
+    (every environment; the only one for LunarLander-v3 and the continuous benchmarks). :func:`pgsom.envs.backends_for` says
     which an environment allows."""
     hidden: tuple[int, ...] = (64,)
-    """Hidden-layer widths of the tanh MLP softmax policy; () is a linear softmax."""
+    """Hidden-layer widths of the tanh MLP policy (softmax, or Gaussian mean); () is linear."""
     episodes: int = 500
     """Training budget in episodes; every episode used for learning counts (paper 4.1)."""
     eval_episodes: int = 10

@@ -1,15 +1,18 @@
 """Batched environments for the runner: numpy ports of CartPole-v1 (:class:`CartPoleBatch`) and
 Acrobot-v1 (:class:`AcrobotBatch`), and gymnasium itself (:class:`GymnasiumBatch`, any
-environment with discrete actions).
+environment with discrete actions or a flat Box of continuous ones).
 
 Every batch class exposes the same small interface used by :mod:`pgsom.runner`:
 
-* ``observation_size``, ``n_actions`` and ``max_episode_steps`` (the horizon the runner sizes
-  its buffers by);
+* ``observation_size``, ``n_actions`` (the number of discrete actions, or the dimension of a
+  continuous action), ``discrete`` (a Categorical or a Gaussian policy head), ``action_low`` and
+  ``action_high`` (the Box's float32 bounds, ``None`` for discrete actions) and
+  ``max_episode_steps`` (the horizon the runner sizes its buffers by);
 * ``reset(active)`` starts a new episode in every environment where ``active`` is True and
   returns the observations of all environments, ``(n, observation_size)`` float32
   (C-contiguous);
-* ``step(actions, active)`` advances the environments where ``active`` is True and returns
+* ``step(actions, active)`` (actions ``(n,)`` int64, or ``(n, A)`` float32 already clipped to the
+  bounds for a Box) advances the environments where ``active`` is True and returns
   ``(obs, reward, terminated, truncated)`` (rewards float32, 0 for an inactive environment);
   inactive environments are left untouched.
 
@@ -17,10 +20,11 @@ Episodes are reset explicitly by the caller, so gymnasium's vector-env autoreset
 after ``done`` being a reset with reward 0, docs/design.md, 'Numerics and pitfalls') never
 arises here.
 
-Which environments and backends the runner accepts: :data:`ENV_IDS` (the discrete benchmarks
-of :data:`pgsom.benchmarks.BENCHMARKS`; the continuous ones need a Gaussian policy head, not
-implemented yet), and per environment :func:`backends_for` (``fused`` for CartPole-v1 only,
-``fast`` where a numpy port exists, :data:`FAST_BATCHES`; ``gymnasium`` for all). The registry is
+Which environments and backends the runner accepts: :data:`ENV_IDS` (the five benchmarks of
+:data:`pgsom.benchmarks.BENCHMARKS`; the continuous ones, InvertedPendulum-v5 and Hopper-v5,
+train the Gaussian policy head), and per environment :func:`backends_for` (``fused`` for
+CartPole-v1 only, ``fast`` where a numpy port exists, :data:`FAST_BATCHES`; ``gymnasium`` for all,
+and the only one for the continuous benchmarks: they have no numpy port). The registry is
 read for validation only, lazily: nothing it says changes a run's numbers (the spaces and horizon
 of a batch come from its own class or gymnasium environment), so it is not one of the runner's
 cache-key modules (:func:`pgsom.runner.training_modules`), and importing this module does not
@@ -77,6 +81,8 @@ class CartPoleBatch:
     observation_size = 4
     n_actions = 2
     max_episode_steps = 500
+    discrete = True
+    action_low = action_high = None
 
     def __init__(self, seeds: Sequence[int]):
         self.n = len(seeds)
@@ -216,6 +222,8 @@ class AcrobotBatch:
     n_actions = _ACROBOT_ACTIONS
     max_episode_steps = _ACROBOT_STEPS
     obs_dtype = _ACROBOT_DTYPE
+    discrete = True
+    action_low = action_high = None
 
     GRAVITY = 9.8
     """``g`` of ``AcrobotEnv._dsdt`` (a literal there, not an attribute)."""
@@ -333,11 +341,16 @@ class GymnasiumBatch:
 
     Slow (a Python call per environment and step) but it *is* gymnasium; the runner can use it
     (``backend="gymnasium"``) to confirm that results do not depend on the fast path, and it is
-    the only backend of environments without a numpy port (LunarLander-v3).
-    ``observation_size``, ``n_actions`` and ``max_episode_steps`` are read from the environment
-    (its flat Box observation space, its ``Discrete`` action space and the ``TimeLimit`` of its
-    registration); observations are stored as float32, rewards as float32 (a float reward such as
-    LunarLander's is rounded to float32, as every backend's rewards are).
+    the only backend of environments without a numpy port (LunarLander-v3, InvertedPendulum-v5,
+    Hopper-v5). ``observation_size``, ``n_actions``, ``discrete``, ``action_low``/``action_high``
+    and ``max_episode_steps`` are read from the environment (its flat Box observation space, its
+    ``Discrete(n)`` or flat ``Box`` action space and the ``TimeLimit`` of its registration);
+    observations are stored as float32, rewards as float32 (a float reward such as LunarLander's is
+    rounded to float32, as every backend's rewards are).
+
+    Box actions: ``step`` passes row ``i`` of the ``(n, A)`` actions to environment ``i`` as a
+    float32 array of its own (the caller clips to the bounds first:
+    :func:`pgsom.policy.clip_actions`; gymnasium's MuJoCo environments do not clip).
     """
 
     def __init__(self, seeds: Sequence[int], env_id: str = "CartPole-v1"):
@@ -352,14 +365,21 @@ class GymnasiumBatch:
                 ref.close()
         if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
             raise ValueError(f"{env_id}: observations must be a flat Box, got {obs_space}")
-        if not isinstance(act_space, gym.spaces.Discrete) or int(act_space.start) != 0:
-            raise ValueError(f"{env_id}: actions must be Discrete(n) starting at 0, got {act_space} "
-                             "(continuous actions are not implemented yet)")
+        if isinstance(act_space, gym.spaces.Discrete) and int(act_space.start) == 0:
+            self.discrete, self.n_actions = True, int(act_space.n)
+            self.action_low = self.action_high = None
+        elif isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+            self.discrete, self.n_actions = False, int(act_space.shape[0])
+            self.action_low = np.asarray(act_space.low, np.float32)
+            self.action_high = np.asarray(act_space.high, np.float32)
+            if not (np.isfinite(self.action_low).all() and np.isfinite(self.action_high).all()):
+                raise ValueError(f"{env_id}: a Box of actions must have finite bounds, got {act_space}")
+        else:
+            raise ValueError(f"{env_id}: actions must be Discrete(n) starting at 0 or a flat Box, got {act_space}")
         if not (isinstance(horizon, int) and horizon >= 1):
             raise ValueError(f"{env_id}: needs a TimeLimit (max_episode_steps) to size the episode buffers, "
                              f"got {horizon!r}")
         self.observation_size = int(obs_space.shape[0])
-        self.n_actions = int(act_space.n)
         self.max_episode_steps = horizon
         self._seeds: list[int | None] = [int(s) for s in seeds]
         self._obs = np.zeros((self.n, self.observation_size), dtype=np.float32)
@@ -376,8 +396,18 @@ class GymnasiumBatch:
         reward = np.zeros(self.n, np.float32)
         terminated = np.zeros(self.n, bool)
         truncated = np.zeros(self.n, bool)
+        if self.discrete:
+            def action(i):
+                return int(actions[i])
+        else:
+            actions = np.asarray(actions, np.float32)
+            if actions.shape != (self.n, self.n_actions):
+                raise ValueError(f"Box actions must be (n, A) = {(self.n, self.n_actions)}, got {actions.shape}")
+
+            def action(i):
+                return actions[i].copy()
         for i in np.flatnonzero(active):
-            obs, r, term, trunc, _ = self._envs[i].step(int(actions[i]))
+            obs, r, term, trunc, _ = self._envs[i].step(action(i))
             self._obs[i], reward[i], terminated[i], truncated[i] = obs, r, term, trunc
         return StepResult(self._obs.copy(), reward, terminated, truncated)
 
@@ -393,11 +423,11 @@ step against gymnasium."""
 
 @functools.cache
 def env_ids() -> tuple[str, ...]:
-    """:data:`ENV_IDS`: the benchmarks of :data:`pgsom.benchmarks.BENCHMARKS` with discrete actions
-    (read from gymnasium's spaces), in the registry's order."""
+    """:data:`ENV_IDS`: the benchmarks of :data:`pgsom.benchmarks.BENCHMARKS`, in the registry's
+    order (discrete ones train a Categorical head, continuous ones a Gaussian head)."""
     from pgsom.benchmarks import BENCHMARKS
 
-    return tuple(env_id for env_id, b in BENCHMARKS.items() if b.spaces().discrete)
+    return tuple(BENCHMARKS)
 
 
 def __getattr__(name: str):
@@ -407,19 +437,18 @@ def __getattr__(name: str):
 
 
 def check_env_id(env_id: str) -> None:
-    """ValueError unless the runner can train on ``env_id``: one of :data:`ENV_IDS`; a benchmark
-    with continuous actions gets its own message (the Gaussian head is not implemented yet)."""
+    """ValueError unless the runner can train on ``env_id``: one of :data:`ENV_IDS`."""
     from pgsom.benchmarks import BENCHMARKS
 
-    b = BENCHMARKS.get(env_id) if isinstance(env_id, str) else None
-    if b is None:
+    if not (isinstance(env_id, str) and env_id in BENCHMARKS):
         raise ValueError(f"env_id must be one of {env_ids()}, got {env_id!r}")
-    s = b.spaces()
-    if not s.discrete:
-        raise ValueError(
-            f"env_id {env_id!r} has continuous actions (a Box of dimension {s.n_actions}): continuous "
-            f"actions (a Gaussian policy head) are not implemented yet; env_id must be one of the "
-            f"discrete benchmarks {env_ids()}")
+
+
+def _continuous(env_id: str) -> bool:
+    from pgsom.benchmarks import BENCHMARKS
+
+    b = BENCHMARKS.get(env_id)
+    return b is not None and not b.spaces().discrete
 
 
 def backends_for(env_id: str) -> tuple[str, ...]:
@@ -438,6 +467,10 @@ def check_backend(env_id: str, backend: str) -> None:
     if backend in allowed:
         return
     use = " or ".join(repr(b) for b in allowed)
+    if _continuous(env_id):
+        raise ValueError(f"backend={backend!r} cannot step env_id={env_id!r}: it has continuous actions "
+                         "(a Gaussian policy head), which train on gymnasium's own environment only (no "
+                         f"numpy port, no compiled kernel): use backend={use}")
     if backend == "fused":
         raise ValueError(f"backend='fused' (the compiled kernel) steps {' and '.join(FUSED_ENV_IDS)} only (its "
                          f"dynamics, reward 1 per step), got env_id={env_id!r}: use backend={use}")

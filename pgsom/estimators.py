@@ -40,7 +40,7 @@ from typing import NamedTuple
 import torch
 
 from pgsom.policy import (
-    Forward, PolicySpec, action_log_prob, forward, logits_jvp, logits_vjp, time_contract, time_sum, unflatten,
+    Forward, PolicySpec, action_log_prob, bmm, forward, logits_jvp, logits_vjp, time_contract, time_sum, unflatten,
 )
 
 ADV_EPS = 1e-8
@@ -309,8 +309,8 @@ def _gaussian_diag_hessian(
         x, act = fwd.inputs[0], fwd.inputs[1]
         w2 = unflatten(spec, theta)[-1].weight  # (R, A, H)
         slope = 1 - act * act
-        w_delta = torch.matmul(z * inv_std, w2)  # (R, T, H): w_j . delta_t
-        w_var = torch.matmul(inv_var, w2 * w2)  # (R, 1, H): sum_k w_kj^2 / sigma_k^2
+        w_delta = bmm(z * inv_std, w2)  # (R, T, H): w_j . delta_t
+        w_var = bmm(inv_var, w2 * w2)  # (R, 1, H): sum_k w_kj^2 / sigma_k^2
         cz = (-2 * act * w_delta - slope * w_var) * slope * c
         parts = [time_contract(cz, x * x), time_sum(cz), *parts]
     parts.append(time_sum(-2 * c * z * z))

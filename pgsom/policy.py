@@ -100,6 +100,28 @@ class PolicySpec:
         return slice(self.n_net_params, self.n_params)
 
 
+def bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``torch.matmul(a, b)`` of batched matrices ``(..., M, K) @ (..., K, N)``, each output matrix
+    independent of the batch size also where M, K or N is 1.
+
+    torch's batched matrix-vector path (N = 1: a Gaussian head with one action dimension, such as
+    InvertedPendulum's) rounds a run's numbers differently alone and inside a batch; a dimension of
+    1 is therefore padded to 2 with zeros (the product is mathematically the same, the extra
+    row/column is sliced off). Where every dimension is at least 2 this is ``torch.matmul``
+    itself, the same numbers as before (every Categorical head here has at least 2 actions)."""
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    if m > 1 and k > 1 and n > 1:
+        return torch.matmul(a, b)
+    if m == 1:
+        a = torch.cat([a, torch.zeros_like(a)], dim=-2)
+    if k == 1:
+        a = torch.cat([a, torch.zeros_like(a)], dim=-1)
+        b = torch.cat([b, torch.zeros_like(b)], dim=-2)
+    if n == 1:
+        b = torch.cat([b, torch.zeros_like(b)], dim=-1)
+    return torch.matmul(a, b)[..., :m, :n]
+
+
 class Layer(NamedTuple):
     weight: torch.Tensor  # (R, out, in)
     bias: torch.Tensor  # (R, out)
@@ -167,7 +189,7 @@ def forward(spec: PolicySpec, theta: torch.Tensor, obs: torch.Tensor) -> Forward
     x, inputs = obs, []
     for k, (w, b) in enumerate(layers):
         inputs.append(x)
-        x = torch.matmul(x, w.transpose(1, 2)) + b.unsqueeze(1)
+        x = bmm(x, w.transpose(1, 2)) + b.unsqueeze(1)
         if k < len(layers) - 1:
             x = _tanh(x)
     if spec.gaussian:
@@ -226,7 +248,7 @@ def time_contract(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a, b = _pad_to_block(a), _pad_to_block(b)
     r, t, i = a.shape
     nb = t // TIME_BLOCK
-    ab = torch.matmul(a.reshape(r * nb, TIME_BLOCK, i).transpose(1, 2), b.reshape(r * nb, TIME_BLOCK, -1))
+    ab = bmm(a.reshape(r * nb, TIME_BLOCK, i).transpose(1, 2), b.reshape(r * nb, TIME_BLOCK, -1))
     return ab.reshape(r, nb, i, -1).cumsum(1)[:, -1]
 
 
@@ -245,7 +267,7 @@ def logits_vjp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, cotangent: t
         x = fwd.inputs[k]
         grads.append((time_contract(delta, x), time_sum(delta)))
         if k > 0:
-            delta = torch.matmul(delta, layers[k].weight).mul_((x * x).neg_().add_(1))
+            delta = bmm(delta, layers[k].weight).mul_((x * x).neg_().add_(1))
     return flatten(grads[::-1])
 
 
@@ -256,9 +278,9 @@ def logits_jvp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, tangent: tor
     dx = None
     for k, ((w, _), (dw, db)) in enumerate(zip(layers, dlayers)):
         x = fwd.inputs[k]
-        dpre = torch.matmul(x, dw.transpose(1, 2)) + db.unsqueeze(1)
+        dpre = bmm(x, dw.transpose(1, 2)) + db.unsqueeze(1)
         if dx is not None:
-            dpre = dpre + torch.matmul(dx, w.transpose(1, 2))
+            dpre = dpre + bmm(dx, w.transpose(1, 2))
         if k < len(layers) - 1:
             out = fwd.inputs[k + 1]
             dx = (out * out).neg_().add_(1).mul_(dpre)

@@ -18,8 +18,11 @@ and loads what is cached instead of retraining it.
 
 Seeding: run ``i`` of an experiment with root seed ``s`` owns
 ``SeedSequence(s, spawn_key=(i,))`` (= ``SeedSequence(s).spawn(n)[i]``) and its children give
-the initial parameters, the environment seed, the action uniforms, the Hutchinson probes and the
-evaluation streams. Variants share seeds (common random numbers). A run's numbers therefore
+the initial parameters, the environment seed, the action noise, the Hutchinson probes and the
+evaluation streams. The action noise is one row per episode drawn from the run's action stream:
+``horizon`` uniforms ``gens[r].random(horizon)`` for the Categorical head (inverse-CDF sampling),
+``(horizon, A)`` standard normals ``gens[r].standard_normal((horizon, A))`` for the Gaussian head
+(``a = mu + exp(log_std) * z``); evaluation draws the same way from its own stream. Variants share seeds (common random numbers). A run's numbers therefore
 depend only on (config, root seed, seed index), not on the batch it was trained in; a test
 checks a run alone against the same run inside a batch of 20.
 """
@@ -42,7 +45,7 @@ from pgsom import estimators as est
 from pgsom.config import AlgoConfig, RunConfig
 from pgsom.kernels import fused
 from pgsom.envs import CartPoleBatch, make_batch
-from pgsom.policy import PolicySpec, init_params, pad_time, sample_actions, unflatten
+from pgsom.policy import PolicySpec, clip_actions, init_params, pad_time, sample_actions, sample_gaussian, unflatten
 from pgsom.transforms import UpdateInfo, make_rule
 
 _IMPORT = re.compile(r"^(?:from[ \t]+(pgsom[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n]*)"
@@ -145,7 +148,9 @@ def run_streams(root_seed: int, seed_index: int) -> RunStreams:
 
 
 def make_actor(spec: PolicySpec, theta: torch.Tensor) -> Callable[[np.ndarray], np.ndarray]:
-    """``obs (R, obs_size) -> probs (R, A)``, the policy of ``pgsom.policy.forward`` in numpy.
+    """``obs (R, obs_size) -> probs (R, A)``, the policy of ``pgsom.policy.forward`` in numpy; for
+    the Gaussian head ``obs -> mean (R, A)`` (float32, the network's output; the standard deviation
+    ``exp(theta[:, spec.log_std_slice])`` does not depend on the state).
 
     Acting is one tiny matrix-vector product per run and step, where numpy's elementwise
     kernels beat batched matmul several times (``torch.tanh`` alone costs 7x numpy's here);
@@ -165,6 +170,8 @@ def make_actor(spec: PolicySpec, theta: torch.Tensor) -> Callable[[np.ndarray], 
             else:
                 out = np.einsum("roi,ri->ro", w, x) + b
             x = np.tanh(out) if k < len(layers) - 1 else out
+        if spec.gaussian:
+            return x
         x = np.exp(x - x.max(axis=1, keepdims=True))
         return x / x.sum(axis=1, keepdims=True)
 
@@ -174,15 +181,27 @@ def make_actor(spec: PolicySpec, theta: torch.Tensor) -> Callable[[np.ndarray], 
 def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, active: np.ndarray) -> est.EpisodeBatch:
     """One episode in every ``active`` environment, lockstep, padded to whole time blocks.
 
-    Actions come from ``uniforms[r, t]`` by inverse CDF; probabilities are computed for every
-    run at every step (constant shapes keep each run's numbers independent of the batch). The
-    buffers are sized by the environment's horizon and its observation size (``spec.obs_size``);
-    the rewards stored are the environment's own (0 on padding).
+    Categorical head: actions come from ``uniforms[r, t]`` by inverse CDF. Gaussian head:
+    ``uniforms`` is ``(R, horizon, A)`` standard normals and ``a = mu + exp(log_std) * z``
+    (:func:`pgsom.policy.sample_gaussian`, float32); the batch stores ``a`` unclipped ((R, T, A),
+    zero on padding) and the environment executes ``clip_actions(a, env.action_low,
+    env.action_high)``. The policy is computed for every run at every step (constant shapes keep
+    each run's numbers independent of the batch). The buffers are sized by the environment's
+    horizon and its observation size (``spec.obs_size``); the rewards stored are the environment's
+    own (0 on padding).
     """
     n, horizon = len(active), env.max_episode_steps
+    gaussian = spec.gaussian
+    if gaussian != (not env.discrete):
+        raise ValueError(f"policy head {spec.head!r} does not fit the environment's "
+                         f"{'discrete' if env.discrete else 'continuous'} actions")
     # time-major buffers: each step writes one contiguous row
     obs_buf = np.zeros((horizon, n, spec.obs_size), np.float32)
-    act_buf = np.zeros((horizon, n), np.int64)
+    if gaussian:
+        act_buf = np.zeros((horizon, n, spec.n_actions), np.float32)
+        log_std = np.ascontiguousarray(theta[:, spec.log_std_slice].detach().numpy())
+    else:
+        act_buf = np.zeros((horizon, n), np.int64)
     rew_buf = np.zeros((horizon, n), np.float32)
     mask = np.zeros((horizon, n), bool)
     actor = make_actor(spec, theta)
@@ -193,9 +212,15 @@ def rollout(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarray, ac
         if not alive.any():
             used = t
             break
-        actions = sample_actions(actor(obs), uniforms[:, t])
-        obs_buf[t], act_buf[t], mask[t] = obs, actions, alive
-        res = env.step(actions, alive)
+        if gaussian:
+            actions = sample_gaussian(actor(obs), log_std, uniforms[:, t])
+            obs_buf[t], mask[t] = obs, alive
+            act_buf[t] = np.where(alive[:, None], actions, np.float32(0))
+            res = env.step(clip_actions(actions, env.action_low, env.action_high), alive)
+        else:
+            actions = sample_actions(actor(obs), uniforms[:, t])
+            obs_buf[t], act_buf[t], mask[t] = obs, actions, alive
+            res = env.step(actions, alive)
         rew_buf[t] = res.reward
         alive &= ~(res.terminated | res.truncated)
         obs = res.obs
@@ -211,6 +236,9 @@ class FusedBuffers:
     rows (:class:`pgsom.kernels.fused.RowSplit`; one by default; the same numbers)."""
 
     def __init__(self, spec: PolicySpec, n: int, horizon: int, split: fused.RowSplit | None = None):
+        if spec.gaussian:
+            raise ValueError("the fused kernel has the Categorical head only (CartPole's discrete actions); "
+                             "the Gaussian head trains on the torch path (backend 'gymnasium')")
         if len(spec.hidden) != 1:
             raise ValueError(f"the fused kernel supports one hidden layer, got {spec.hidden}")
         self.split = split or fused.RowSplit(1)
@@ -250,10 +278,34 @@ def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
 
 
 def _draw(gens: Sequence[np.random.Generator], out: np.ndarray) -> np.ndarray:
-    """Row ``i`` of ``out`` = ``gens[i].random(out.shape[1])`` (the same numbers, no copy)."""
+    """Row ``i`` of ``out`` = ``gens[i].random(out.shape[1])`` (the same numbers, no copy): the
+    Categorical head's action uniforms."""
     for g, row in zip(gens, out):
         g.random(out=row)
     return out
+
+
+def _draw_normals(gens: Sequence[np.random.Generator], out: np.ndarray) -> np.ndarray:
+    """Row ``i`` of ``out`` (``(horizon, A)``) = ``gens[i].standard_normal((horizon, A))`` (float64,
+    no copy): the Gaussian head's action noise, from the same per-run action stream."""
+    for g, row in zip(gens, out):
+        g.standard_normal(out=row)
+    return out
+
+
+def _noise(spec: PolicySpec, n: int, horizon: int) -> tuple[Callable, np.ndarray]:
+    """The draw function and buffer of one round's action noise: uniforms ``(n, horizon)`` for the
+    Categorical head, standard normals ``(n, horizon, A)`` for the Gaussian one."""
+    if spec.gaussian:
+        return _draw_normals, np.empty((n, horizon, spec.n_actions))
+    return _draw, np.empty((n, horizon))
+
+
+def policy_spec(env, hidden: tuple[int, ...]) -> PolicySpec:
+    """The policy of a batch of environments: a Categorical head over discrete actions, a Gaussian
+    head over a Box (``n_actions`` its dimension)."""
+    return PolicySpec(env.observation_size, env.n_actions, tuple(hidden),
+                      head="categorical" if env.discrete else "gaussian")
 
 
 # --------------------------------------------------------------------------- one variant
@@ -458,7 +510,7 @@ def _train(runs: list[RunSpec], first: RunConfig, progress, split: fused.RowSpli
     n, episodes = len(runs), first.episodes
     streams = [run_streams(r.root_seed, r.seed_index) for r in runs]
     env = make_batch(first.env_id, [s.env_seed for s in streams], first.backend)
-    spec = PolicySpec(env.observation_size, env.n_actions, first.hidden)
+    spec = policy_spec(env, first.hidden)
     horizon = env.max_episode_steps
     theta = init_params(spec, [s.init for s in streams])
     buf = FusedBuffers(spec, n, horizon, split) if first.backend == "fused" else None
@@ -473,12 +525,13 @@ def _train(runs: list[RunSpec], first: RunConfig, progress, split: fused.RowSpli
     }
     diverged_at = np.full(n, -1, np.int64)
     alive = np.ones(n, bool)
-    action_gens, uniforms = [s.actions for s in streams], np.empty((n, horizon))
+    action_gens = [s.actions for s in streams]
+    draw, uniforms = _noise(spec, n, horizon)
     report = progress if callable(progress) else None
     desc = progress if isinstance(progress, str) else f"training {n} runs"
     bar = tqdm(range(episodes), desc=desc, disable=not progress or report is not None, unit="ep", leave=False)
     for ep in bar:
-        uniforms = _draw(action_gens, uniforms)
+        uniforms = draw(action_gens, uniforms)
         batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
                  else rollout(spec, theta, env, uniforms, alive))
         lengths = batch.mask.sum(1).numpy()
@@ -514,16 +567,19 @@ def _make_groups(runs, spec, theta, horizon, buf=None) -> list[VariantGroup]:
 
 def evaluate(spec: PolicySpec, theta: torch.Tensor, config: RunConfig, streams: Sequence[RunStreams],
              alive: np.ndarray, split: fused.RowSplit | None = None) -> np.ndarray:
-    """Returns of ``config.eval_episodes`` fresh episodes of each final stochastic policy."""
+    """Returns of ``config.eval_episodes`` fresh episodes of each final stochastic policy: sampled
+    as in training (inverse CDF of fresh uniforms; for the Gaussian head ``mu + sigma * z`` with
+    fresh standard normals, clipped for the environment), from the run's evaluation streams."""
     n = len(streams)
     returns = np.full((n, config.eval_episodes), np.nan)
     if config.eval_episodes == 0:
         return returns
     env = make_batch(config.env_id, [s.eval_env_seed for s in streams], config.backend)
     buf = FusedBuffers(spec, n, env.max_episode_steps, split) if config.backend == "fused" else None
-    gens, uniforms = [s.eval_actions for s in streams], np.empty((n, env.max_episode_steps))
+    gens = [s.eval_actions for s in streams]
+    draw, uniforms = _noise(spec, n, env.max_episode_steps)
     for k in range(config.eval_episodes):
-        uniforms = _draw(gens, uniforms)
+        uniforms = draw(gens, uniforms)
         batch = (rollout_fused(spec, theta, env, uniforms, alive, buf) if buf is not None
                  else rollout(spec, theta, env, uniforms, alive))
         returns[alive, k] = batch.rewards.double().sum(1).numpy()[alive]

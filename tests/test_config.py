@@ -65,10 +65,13 @@ def test_bad_run_parameter_names_the_field(field, value, fragment):
 @pytest.mark.parametrize(
     "kwargs, fragment",
     [
-        ({"env_id": "Hopper-v5"}, "env_id 'Hopper-v5' has continuous actions (a Box of dimension 3): continuous "
-                                  "actions (a Gaussian policy head) are not implemented yet"),
-        ({"env_id": "InvertedPendulum-v5", "backend": "gymnasium"},
-         "env_id 'InvertedPendulum-v5' has continuous actions (a Box of dimension 1): continuous actions"),
+        ({"env_id": "Hopper-v5"}, "backend='fused' cannot step env_id='Hopper-v5': it has continuous actions "
+                                  "(a Gaussian policy head), which train on gymnasium's own environment only "
+                                  "(no numpy port, no compiled kernel): use backend='gymnasium'"),
+        ({"env_id": "InvertedPendulum-v5", "backend": "fast"},
+         "backend='fast' cannot step env_id='InvertedPendulum-v5': it has continuous actions"),
+        ({"env_id": "Hopper-v5", "backend": "fast"}, "use backend='gymnasium'"),
+        ({"env_id": "InvertedPendulum-v5", "backend": "fused"}, "backend='fused' cannot step"),
         ({"env_id": "Acrobot-v1"}, "backend='fused' (the compiled kernel) steps CartPole-v1 only (its dynamics, "
                                    "reward 1 per step), got env_id='Acrobot-v1': use backend='fast' or 'gymnasium'"),
         ({"env_id": "LunarLander-v3"}, "got env_id='LunarLander-v3': use backend='gymnasium'"),
@@ -76,7 +79,8 @@ def test_bad_run_parameter_names_the_field(field, value, fragment):
          "backend='fast' needs a numpy port of the environment, which exists for ('CartPole-v1', 'Acrobot-v1') "
          "only, got env_id='LunarLander-v3': use backend='gymnasium'"),
         ({"env_id": "Acrobot-v1", "backend": "jax"}, "backend must be one of ('fused', 'fast', 'gymnasium')"),
-        ({"env_id": ["CartPole-v1"]}, "env_id must be one of ('CartPole-v1', 'Acrobot-v1', 'LunarLander-v3')"),
+        ({"env_id": ["CartPole-v1"]}, "env_id must be one of ('CartPole-v1', 'Acrobot-v1', 'LunarLander-v3', "
+                                      "'InvertedPendulum-v5', 'Hopper-v5')"),
     ],
 )
 def test_environments_and_backends_the_runner_cannot_train_are_refused_by_name(kwargs, fragment):
@@ -84,15 +88,16 @@ def test_environments_and_backends_the_runner_cannot_train_are_refused_by_name(k
         RunConfig(**kwargs)
 
 
-def test_the_discrete_benchmarks_are_accepted_with_the_backends_that_step_them():
+def test_the_benchmarks_are_accepted_with_the_backends_that_step_them():
     from pgsom.benchmarks import BENCHMARKS
     from pgsom.envs import ENV_IDS, backends_for
 
-    assert ENV_IDS == tuple(k for k, b in BENCHMARKS.items() if b.spaces().discrete) == (
-        "CartPole-v1", "Acrobot-v1", "LunarLander-v3")
+    assert ENV_IDS == tuple(BENCHMARKS) == (
+        "CartPole-v1", "Acrobot-v1", "LunarLander-v3", "InvertedPendulum-v5", "Hopper-v5")
     assert RunConfig().backend == "fused" and RunConfig().env_id == "CartPole-v1"
     allowed = {"CartPole-v1": ("fused", "fast", "gymnasium"), "Acrobot-v1": ("fast", "gymnasium"),
-               "LunarLander-v3": ("gymnasium",)}
+               "LunarLander-v3": ("gymnasium",), "InvertedPendulum-v5": ("gymnasium",),
+               "Hopper-v5": ("gymnasium",)}
     for env_id, backends in allowed.items():
         assert backends_for(env_id) == backends
         for backend in backends:

@@ -114,13 +114,13 @@ def test_make_batch_picks_the_environments_own_backend(env_id, backend, cls):
 def test_make_batch_refuses_a_backend_the_environment_lacks(env_id, backend, allowed):
     with pytest.raises(ValueError, match=f"backend='{backend}' .*got env_id='{env_id}': use backend={allowed}$"):
         make_batch(env_id, [0], backend)
-    with pytest.raises(ValueError, match="continuous actions .* not implemented yet"):
-        make_batch("Hopper-v5", [0], "gymnasium")
+    with pytest.raises(ValueError, match="continuous actions .*use backend='gymnasium'$"):
+        make_batch("Hopper-v5", [0], backend)
 
 
 def test_gymnasium_batch_reads_its_spaces_from_the_environment():
     """LunarLander-v3: 8 float32 observations, 4 actions, 1000 steps; float rewards (rounded to
-    float32) straight from gymnasium. Continuous actions are refused."""
+    float32) straight from gymnasium."""
     batch = GymnasiumBatch([7, 8], "LunarLander-v3")
     assert (batch.observation_size, batch.n_actions, batch.max_episode_steps) == (8, 4, 1000)
     ref = gym.make("LunarLander-v3")
@@ -136,5 +136,29 @@ def test_gymnasium_batch_reads_its_spaces_from_the_environment():
     np.testing.assert_array_equal(res.obs[1], obs[1])  # the inactive one is left as it was
     ref.close()
     batch.close()
-    with pytest.raises(ValueError, match="InvertedPendulum-v5: actions must be Discrete"):
-        GymnasiumBatch([0], "InvertedPendulum-v5")
+    assert batch.discrete and batch.action_low is None
+
+
+def test_gymnasium_batch_steps_box_actions_as_gymnasium_does():
+    """Hopper-v5: 11 observations, 3-dim float32 actions in [-1, 1], 1000 steps; each row of the
+    (n, A) actions goes to its own environment, the inactive one is left alone."""
+    batch = GymnasiumBatch([3, 4], "Hopper-v5")
+    assert (batch.observation_size, batch.n_actions, batch.max_episode_steps, batch.discrete) == (11, 3, 1000, False)
+    np.testing.assert_array_equal(batch.action_low, -np.ones(3, np.float32))
+    np.testing.assert_array_equal(batch.action_high, np.ones(3, np.float32))
+    ref = gym.make("Hopper-v5")
+    obs, ref_obs = batch.reset(), ref.reset(seed=3)[0]
+    np.testing.assert_array_equal(obs[0], ref_obs.astype(np.float32))
+    active = np.array([True, False])
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a = rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+        res = batch.step(a, active)
+        ref_obs, ref_r, term, trunc, _ = ref.step(a[0])
+        np.testing.assert_array_equal(res.obs[0], ref_obs.astype(np.float32))
+        assert res.reward[0] == np.float32(ref_r) and res.reward[1] == 0.0
+    np.testing.assert_array_equal(res.obs[1], obs[1])
+    with pytest.raises(ValueError, match="Box actions must be"):
+        batch.step(np.zeros(2, np.float32), active)
+    ref.close()
+    batch.close()

@@ -329,3 +329,35 @@ def test_linear_gaussian_bandit_gradient_and_hessian_are_unbiased(hidden):
     assert z_scores(samples["g"], grad_j).abs().max() < 4.5
     assert z_scores(samples["h"], hess_j).abs().max() < 4.5
     assert z_scores(samples["surrogate"], hess_j).abs().max() > 10
+
+
+@pytest.mark.parametrize("n_actions", [1, 3])
+def test_gaussian_estimates_of_a_run_do_not_depend_on_its_batch(n_actions):
+    """torch's matrix-vector path (one action dimension) rounds differently alone and in a batch;
+    :func:`pgsom.policy.bmm` pads it away: forward, gradient, exact Hessian diagonal and both
+    Fisher-vector products of run i alone equal its row in a batch of 3."""
+    from pgsom import estimators as est
+    from pgsom.policy import forward, init_params
+
+    spec = PolicySpec(4, n_actions, (16,), "gaussian")
+    rng = np.random.default_rng(5)
+    theta = init_params(spec, [np.random.default_rng(i) for i in range(3)])
+    mask = torch.from_numpy(np.arange(50)[None] < np.array([7, 30, 50])[:, None])
+    obs = torch.from_numpy(rng.standard_normal((3, 50, 4)).astype(np.float32))
+    act = torch.from_numpy(rng.standard_normal((3, 50, n_actions)).astype(np.float32)) * mask.unsqueeze(-1)
+    batch = est.EpisodeBatch(obs, act, mask.float(), mask)
+    adv = torch.from_numpy(rng.standard_normal((3, 50)).astype(np.float32)) * mask
+    v = torch.from_numpy(rng.standard_normal((3, spec.n_params)).astype(np.float32))
+
+    def estimates(th, b, a, vv):
+        g = est.policy_gradient(spec, th, b, a, 0.01, with_score_sum=True)
+        h = est.diag_hessian(spec, th, b, a, g, estimator="exact", terms="full")
+        return [forward(spec, th, b.obs).logits, g.g, h] + [
+            est.fisher_vector_product(spec, th, b, kind, est.policy_forward(spec, th, b))(vv)
+            for kind in ("empirical", "expected")]
+
+    together = estimates(theta, batch, adv, v)
+    for i in range(3):
+        alone = estimates(theta[i:i + 1], est.EpisodeBatch(*(x[i:i + 1] for x in batch)), adv[i:i + 1], v[i:i + 1])
+        for a, t in zip(alone, together):
+            assert torch.equal(a[0], t[i])

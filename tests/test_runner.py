@@ -3,6 +3,7 @@
 import concurrent.futures as cf
 
 import numpy as np
+import torch
 import pytest
 from scipy import stats as sps
 
@@ -333,3 +334,121 @@ def test_the_group_keeps_the_running_mean_of_its_episodes_first_returns():
             firsts[r].append(sum(0.99**t for t in range(n)))
     torch.testing.assert_close(est.running_mean_value(group.baseline),
                                torch.tensor([[np.mean(f)] for f in firsts], dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------- continuous actions
+
+
+def _spy_rollouts(monkeypatch):
+    """Record every episode batch the runner builds and every action GymnasiumBatch.step gets."""
+    from pgsom import envs
+
+    batches, executed = [], []
+    real_rollout, real_step = runner.rollout, envs.GymnasiumBatch.step
+
+    def rollout(*args, **kwargs):
+        batches.append(real_rollout(*args, **kwargs))
+        return batches[-1]
+
+    def step(self, actions, active):
+        executed.append((np.array(actions, copy=True), active.copy()))
+        return real_step(self, actions, active)
+
+    monkeypatch.setattr(runner, "rollout", rollout)
+    monkeypatch.setattr(envs.GymnasiumBatch, "step", step)
+    return batches, executed
+
+
+def test_inverted_pendulum_trains_the_gaussian_head_storing_unclipped_actions(monkeypatch):
+    """InvertedPendulum-v5 on gymnasium, pg and hessian, 2 runs x 3 episodes: finite positive
+    returns (+1 per step, 0 on the terminating one), episodes within gymnasium's horizon. With sigma = e^2 at the start and a
+    tiny step size, the stored (unclipped) actions leave the Box [-3, 3] while every action the
+    environment gets is inside it, and equals the clipped stored one."""
+    import gymnasium as gym
+
+    from pgsom import policy
+    from pgsom.envs import make_batch
+
+    horizon = gym.spec("InvertedPendulum-v5").max_episode_steps
+    assert make_batch("InvertedPendulum-v5", [0], "gymnasium").max_episode_steps == horizon == 1000
+    cfg = RunConfig(env_id="InvertedPendulum-v5", backend="gymnasium", episodes=3, eval_episodes=1)
+    res = make_train([RunSpec("pg", cfg, i) for i in range(2)] + [RunSpec("h", cfg.replace(method="hessian"), i)
+                                                                  for i in range(2)])()
+    returns = np.stack([r["episode_return"] for r in res])
+    lengths = np.stack([r["episode_length"] for r in res])
+    assert np.isfinite(returns).all() and (returns > 0).all()
+    assert (lengths >= 1).all() and (lengths <= horizon).all()
+    np.testing.assert_array_equal(returns, lengths - (lengths < horizon))  # v5: reward 1, 0 on termination
+    assert all(np.isfinite(r["eval_return"]).all() and r["diverged_at"] == -1 for r in res)
+    assert all(np.isfinite(r["grad_norm"]).all() for r in res)
+
+    monkeypatch.setattr(policy, "INIT_LOG_STD", 2.0)
+    batches, executed = _spy_rollouts(monkeypatch)
+    wide = RunConfig(env_id="InvertedPendulum-v5", backend="gymnasium", episodes=3, eval_episodes=1,
+                     algo=AlgoConfig(lr=1e-9))
+    make_train([RunSpec("pg", wide, i) for i in range(2)])()
+    assert len(batches) == 4  # 3 training episodes, 1 evaluation
+    # time-major, as the environment got them
+    stored = np.concatenate([b.actions.transpose(0, 1)[b.mask.transpose(0, 1)].numpy() for b in batches])
+    assert stored.dtype == np.float32 and stored.shape[1] == 1
+    assert (np.abs(stored) > 3).any()  # unclipped samples, sigma ~ 7.4
+    np.testing.assert_array_equal(np.concatenate([b.actions[~b.mask].numpy() for b in batches]), 0)
+    sent = np.concatenate([a[act] for a, act in executed])
+    assert len(sent) == len(stored) and sent.dtype == np.float32
+    assert (np.abs(sent) <= 3).all() and (np.abs(sent) == 3).any()
+    np.testing.assert_array_equal(sent, np.clip(stored, -3, 3))  # the same steps, in the same order
+
+
+def test_gaussian_actions_are_mu_plus_sigma_times_the_action_streams_standard_normals(monkeypatch):
+    """The first step of run i's first episode is mu(s_0) + exp(log_std) * z with z the first row
+    of ``run_streams(...).actions.standard_normal((horizon, A))``."""
+    from pgsom.envs import make_batch
+    from pgsom.policy import init_params, sample_gaussian
+
+    batches, _ = _spy_rollouts(monkeypatch)
+    cfg = RunConfig(env_id="InvertedPendulum-v5", backend="gymnasium", episodes=1, eval_episodes=0)
+    make_train([RunSpec("pg", cfg, i) for i in range(2)])()
+    for i in range(2):
+        s = runner.run_streams(0, i)
+        env = make_batch("InvertedPendulum-v5", [s.env_seed], "gymnasium")
+        spec = runner.policy_spec(env, cfg.hidden)
+        assert spec.head == "gaussian" and spec.n_actions == 1
+        theta = init_params(spec, [s.init])
+        z = s.actions.standard_normal((env.max_episode_steps, 1))
+        a0 = sample_gaussian(runner.make_actor(spec, theta)(env.reset()), theta[:, spec.log_std_slice].numpy(), z[:1])
+        np.testing.assert_array_equal(batches[0].actions[i, 0].numpy(), a0[0])
+
+
+def test_a_gaussian_run_alone_equals_the_same_run_inside_a_batch_of_3():
+    cfg = RunConfig(env_id="InvertedPendulum-v5", backend="gymnasium", episodes=4, eval_episodes=1)
+    cfgs = [cfg.replace(method="hessian", hessian_estimator="hutchinson", clip_norm=1.0),
+            cfg.replace(method="rk", rk_stage="reuse", entropy_coef=0.01),
+            cfg.replace(method="npg", baseline=True)]
+    batch = [RunSpec("a", cfgs[0], 0), RunSpec("a", cfgs[0], 1), RunSpec("b", cfgs[1], 2)]
+    together = make_train(batch)()
+    for r, t in zip(batch, together):
+        alone = make_train([r])()[0]
+        assert _same(alone, t), r
+    npg = make_train([RunSpec("c", cfgs[2], 0), RunSpec("c", cfgs[2], 1), RunSpec("c", cfgs[2], 2)])()
+    assert _same(make_train([RunSpec("c", cfgs[2], 1)])()[0], npg[1])
+    assert not np.array_equal(together[0]["grad_norm"], together[1]["grad_norm"])
+
+
+def test_hopper_trains_with_three_dimensional_actions(monkeypatch):
+    batches, executed = _spy_rollouts(monkeypatch)
+    cfg = RunConfig(env_id="Hopper-v5", backend="gymnasium", episodes=2, eval_episodes=1,
+                    algo=AlgoConfig(method="hessian"))
+    res = make_train([RunSpec("h", cfg, 0)])()[0]
+    assert np.isfinite(res["episode_return"]).all() and np.isfinite(res["eval_return"]).all()
+    assert res["diverged_at"] == -1 and (res["episode_length"] <= 1000).all()
+    assert all(b.actions.shape[2] == 3 and b.actions.dtype == torch.float32 for b in batches)
+    assert all(a.shape == (1, 3) and (np.abs(a) <= 1).all() for a, _ in executed)
+    stored = np.concatenate([b.actions[b.mask].numpy() for b in batches])
+    assert (np.abs(stored) > 1).any()  # sigma = 1 against bounds of +-1: clipped often
+
+
+def test_the_fused_buffers_refuse_the_gaussian_head():
+    from pgsom.policy import PolicySpec
+
+    with pytest.raises(ValueError, match="Categorical head only"):
+        runner.FusedBuffers(PolicySpec(4, 1, (8,), "gaussian"), 1, 10)
