@@ -27,3 +27,4 @@ def test_both_reproduce_scopes_are_reported():
     assert "as it stood when the speed issue was filed" in text and ": 110 s" in text
     assert "as it stands" in text and ": 170 s" in text
     assert "protocols=" in " ".join(bench.ISSUE10_SCOPE) and "n_mc_ascent=2000" in bench.ISSUE10_SCOPE
+    assert "readings" not in bench.ISSUE10_SCOPE and "statistics" in bench.ISSUE10_SCOPE  # the notebooks of then
