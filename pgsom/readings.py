@@ -55,6 +55,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2
 
 from pgsom import stats
 from pgsom.claims.data import row_rng
@@ -231,15 +232,18 @@ def _score_set(data: Experiment, protocol: str, set_name: str,
                chosen: Mapping[str, Sequence[tuple[Reading, str, int]]], *, seed: int,
                n_resamples: int) -> pd.DataFrame:
     """Score rows of ``(reading, statistic, ddof)`` per method on ``protocol``'s runs."""
-    rows = []
+    rows, scored = [], {}  # readings share rows (a level touches one row): each is scored once
     for method, items in chosen.items():
         for reading, statistic, ddof in items:
             training = Reading(tuple(lv for lv in reading.levels if lv.rows is None))
             for s, v in row_variants(method, reading).items():
-                paper_mean, paper_sd = PAPER_TABLE1[Variant(method, () if s == "none" else (s,)).name]
-                x = statistic_values(data, protocol, v.name, statistic)
-                key = f"readings|{protocol}|{v.name}|{statistic}"
-                sc = score_rows(x, paper_mean, paper_sd, ddof, key, seed=seed, n_resamples=n_resamples)
+                if (v.name, statistic, ddof) not in scored:
+                    paper_mean, paper_sd = PAPER_TABLE1[Variant(method, () if s == "none" else (s,)).name]
+                    x = statistic_values(data, protocol, v.name, statistic)
+                    key = f"readings|{protocol}|{v.name}|{statistic}"
+                    scored[v.name, statistic, ddof] = score_rows(x, paper_mean, paper_sd, ddof, key, seed=seed,
+                                                                 n_resamples=n_resamples)
+                sc = scored[v.name, statistic, ddof]
                 rows.append({"set": set_name, "chosen": False, "method": method, "reading": reading.name,
                              "training_reading": training.name,
                              **{f: reading.choice(f).name for f in FACTORS},
@@ -258,19 +262,13 @@ def rank(scores: pd.DataFrame) -> pd.DataFrame:
         p = g["p"].to_numpy(float)
         fisher = float(-2 * np.log(p).sum()) if np.isfinite(p).all() else math.inf
         out.append(dict(zip(keys, k), consistent=int(g["consistent"].sum()), rows=len(g), fisher=fisher,
-                        p_combined=float(stats_chi2_sf(fisher, 2 * len(g)))))
+                        p_combined=0.0 if not np.isfinite(fisher) else float(chi2.sf(fisher, 2 * len(g)))))
     df = pd.DataFrame(out)
     df["_order"] = np.arange(len(df))
     df = df.sort_values(["set", "method", "consistent", "fisher", "_order"],
                         ascending=[True, True, False, True, True], kind="stable")
     df["rank"] = df.groupby(["set", "method"], sort=False).cumcount() + 1
     return df.drop(columns="_order").reset_index(drop=True)[RANK_COLUMNS]
-
-
-def stats_chi2_sf(x: float, dof: int) -> float:
-    from scipy.stats import chi2
-
-    return 0.0 if not np.isfinite(x) else float(chi2.sf(x, dof))
 
 
 # --------------------------------------------------------------------------- the study
