@@ -122,7 +122,8 @@ def cmd_train(args) -> int:
         "root_seed": args.root_seed,
         "final_return_mean": float(np.nanmean(final)),
         "final_return_ci95": [float(ci.low), float(ci.high)],
-        "eval_return_mean": float(np.nanmean(res["eval_return"])),
+        # None without evaluation episodes (--eval-episodes 0), not a NaN with a warning
+        "eval_return_mean": float(np.nanmean(res["eval_return"])) if cfg.eval_episodes else None,
         "threshold": threshold,
         "fraction_reaching_threshold": float(reached.fraction_reached),
         "diverged_runs": int((res["diverged_at"] >= 0).sum()),
@@ -130,7 +131,8 @@ def cmd_train(args) -> int:
     }
     print(f"{name}: {args.seeds} seeds x {args.episodes} episodes in {seconds:.1f} s")
     print(f"  final-episode return {summary['final_return_mean']:.1f} (95% CI {ci.low:.1f} to {ci.high:.1f})")
-    print(f"  evaluation return    {summary['eval_return_mean']:.1f}")
+    ev = summary["eval_return_mean"]
+    print(f"  evaluation return    {'not run (--eval-episodes 0)' if ev is None else f'{ev:.1f}'}")
     print(f"  reached {threshold:g} (10-episode mean): {reached.fraction_reached:.0%}; "
           f"diverged runs: {summary['diverged_runs']}")
     if args.out is not None:

@@ -202,6 +202,17 @@ def _check(name: str, value: Any) -> Any:
         return _names(name, value, PAPER_METHODS, optional=False)
     if name == "episodes":
         return _int(name, value, 1, "training episodes per run")
+    if name == "budget":
+        return _int(name, value, 1, "training episodes per run on every benchmark; None: each "
+                    "benchmark's own budget", optional=True)
+    if name == "benchmarks":
+        from pgsom.benchmarks import BENCHMARKS
+
+        return _names(name, value, list(BENCHMARKS), optional=True)
+    if name == "seeds":
+        return _int(name, value, 2, "seeds per (protocol, benchmark, variant)")
+    if name == "pilot_seeds":
+        return _int(name, value, 2, "seeds per (benchmark, normalisation, method) of the pilot")
     if name == "eval_episodes":
         return _int(name, value, 0, "evaluation episodes of the final policy")
     if name == "variants":
@@ -302,7 +313,8 @@ def experiment_kwargs(params: Mapping[str, Any]) -> dict[str, Any]:
 class Experiment:
     """Runs of every (protocol, variant): raw arrays and tidy tables.
 
-    ``finals``: one row per (protocol, variant, seed) with ``final_return`` (last training
+    ``finals``: one row per (protocol, variant, seed) with ``env`` (the gymnasium id),
+    ``final_return`` (last training
     episode), ``eval_return`` (mean over evaluation episodes), ``episodes_to_200`` and
     ``episodes_to_400`` (NaN = never reached), ``diverged`` (bool), ``root_seed``.
     Both frames name the variant by ``variant`` (its display name) and by its parts
@@ -341,19 +353,31 @@ def variant_columns(name: str) -> dict[str, str]:
     return lookup(name).columns()
 
 
-def tidy_finals(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
-    """The ``finals`` rows of one protocol (see :class:`Experiment`)."""
+def _env_of(env: str | Mapping[str, str], variant: str) -> str:
+    return env if isinstance(env, str) else env[variant]
+
+
+def eval_means(ev: np.ndarray) -> np.ndarray:
+    """Per run (row of ``ev``, its evaluation returns): the mean of the non-NaN returns, NaN
+    when there are none (no evaluation episodes, or a diverged run)."""
+    with np.errstate(invalid="ignore"):
+        counts = np.sum(~np.isnan(ev), axis=1)
+        return np.where(counts > 0, np.nansum(ev, axis=1) / np.maximum(counts, 1), np.nan)
+
+
+def tidy_finals(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]],
+                env: str | Mapping[str, str] = "CartPole-v1") -> pd.DataFrame:
+    """The ``finals`` rows of one protocol (see :class:`Experiment`); ``env``: the gymnasium id
+    of the runs (or variant -> id), the ``env`` column."""
     frames = []
     for variant, r in runs.items():
         ret = np.asarray(r["episode_return"], float)
         n, episodes = ret.shape
         window = threshold_window(episodes)
-        ev = np.asarray(r["eval_return"], float).reshape(n, -1)
-        with np.errstate(invalid="ignore"):
-            counts = np.sum(~np.isnan(ev), axis=1)
-            eval_mean = np.where(counts > 0, np.nansum(ev, axis=1) / np.maximum(counts, 1), np.nan)
+        eval_mean = eval_means(np.asarray(r["eval_return"], float).reshape(n, -1))
         cols = {
             "protocol": protocol.name,
+            "env": _env_of(env, variant),
             **variant_columns(variant),
             "seed": np.arange(n),
             "root_seed": protocol.root_seed,
@@ -367,14 +391,17 @@ def tidy_finals(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]
     return pd.concat(frames, ignore_index=True)
 
 
-def tidy_curves(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]]) -> pd.DataFrame:
-    """The ``curves`` rows of one protocol (see :class:`Experiment`)."""
+def tidy_curves(protocol: Protocol, runs: Mapping[str, Mapping[str, np.ndarray]],
+                env: str | Mapping[str, str] = "CartPole-v1") -> pd.DataFrame:
+    """The ``curves`` rows of one protocol (see :class:`Experiment`), with an ``env`` column as
+    :func:`tidy_finals`."""
     frames = []
     for variant, r in runs.items():
         ret = np.asarray(r["episode_return"], float)
         n, episodes = ret.shape
         frames.append(pd.DataFrame({
             "protocol": protocol.name,
+            "env": _env_of(env, variant),
             **variant_columns(variant),
             "seed": np.repeat(np.arange(n), episodes),
             "episode": np.tile(np.arange(1, episodes + 1), n),
@@ -497,8 +524,9 @@ def run_experiment(protocols: Mapping[str, Protocol], configs: Mapping[str, RunC
         for v in configs:
             runs[p][v] = {f: np.stack([r[f] for r in flat[k : k + n]]) for f in RESULT_FIELDS}
             k += n
-    finals = pd.concat([tidy_finals(resolved[p], runs[p]) for p in protocols], ignore_index=True)
-    curves = pd.concat([tidy_curves(resolved[p], runs[p]) for p in protocols], ignore_index=True)
+    envs = {v: c.env_id for v, c in configs.items()}
+    finals = pd.concat([tidy_finals(resolved[p], runs[p], envs) for p in protocols], ignore_index=True)
+    curves = pd.concat([tidy_curves(resolved[p], runs[p], envs) for p in protocols], ignore_index=True)
     return Experiment(resolved, list(configs), episodes, runs, finals, curves)
 
 
@@ -513,13 +541,13 @@ def write_csv(df: pd.DataFrame, path: str | Path, float_format: str = "%.6g") ->
 
 
 def write_run_tables(data: Experiment, paper_dir: str | Path) -> dict[str, Path]:
-    """Write ``final_returns.csv`` (one row per protocol, variant, seed, with the variant's
-    ``method``, ``stabiliser`` and ``reading``) and ``curves.csv`` (one row per protocol,
-    variant, seed, episode; the variant's parts are left out of this, the largest file, and
-    joined from ``final_returns.csv`` on ``variant``) into ``paper_dir``; floats ``%.6g``,
-    censored / missing values as empty cells."""
+    """Write ``final_returns.csv`` (one row per protocol, variant, seed, with the run's ``env``
+    and the variant's ``method``, ``stabiliser`` and ``reading``) and ``curves.csv`` (one row
+    per protocol, variant, seed, episode; the ``env`` and the variant's parts are left out of
+    this, the largest file, and joined from ``final_returns.csv`` on ``variant``) into
+    ``paper_dir``; floats ``%.6g``, censored / missing values as empty cells."""
     d = resolve_path(paper_dir)
-    slim = data.curves.drop(columns=["method", "stabiliser", "reading"], errors="ignore")
+    slim = data.curves.drop(columns=["env", "method", "stabiliser", "reading"], errors="ignore")
     return {
         "final_returns": write_csv(data.finals, d / "final_returns.csv"),
         "curves": write_csv(slim, d / "curves.csv"),

@@ -4,7 +4,7 @@
                              [--cache-dir DIR] [--set NAME=VALUE ...] [--log-output]
 
 Notebooks run in order (``derivations``, ``ablation``, ``main_results``, ``readings``,
-``statistics``) with
+``benchmarks``, ``statistics``) with
 kernel ``python3``, the repository root as working directory and a per-cell execution timeout;
 their parameters come from the profile. ``ablation`` trains every run into the results cache,
 the later notebooks load them from it.
@@ -12,10 +12,13 @@ the later notebooks load them from it.
 Profiles:
 
 * ``full`` (``make reproduce``): protocol ``paper`` (5 seeds) and ``powered`` (50 seeds),
-  and for the claims report (``statistics``) also ``replication`` (50 more seeds), 500 episodes. Outputs go to ``figures/`` and ``paper/``, executed notebooks to
+  and for the claims report (``statistics``) also ``replication`` (50 more seeds), 500 episodes;
+  the benchmarks study 3 seeds per protocol and benchmark (its pilot 3), each benchmark's own
+  budget. Outputs go to ``figures/`` and ``paper/``, executed notebooks to
   ``paper/notebooks/``, and the README's generated section (Table 1 and the outputs table,
   between ``<!-- BEGIN OUTPUTS -->`` and ``<!-- END OUTPUTS -->``) is rewritten.
-* ``quick`` (``make quick``): 2, 3 and 3 seeds, 8 episodes, every variant. EVERYTHING it writes
+* ``quick`` (``make quick``): 2, 3 and 3 seeds, 8 episodes, every variant (the benchmarks 2
+  seeds, 8 episodes). EVERYTHING it writes
   (figures, paper outputs, executed notebooks) goes under ``results/quick/`` (``--out``), so it
   never overwrites the committed full outputs; the README is not touched.
 
@@ -92,12 +95,12 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
           "rows, the paper's likely versions rk@reuse and hessian@surrogate), per protocol n, mean, "
           "std, 95% t CI, beside the paper's mean and std"),
          (("paper/final_returns.csv",),
-          "one row per (protocol, variant, seed): the variant's method, stabiliser and reading, "
+          "one row per (protocol, variant, seed): the env, the variant's method, stabiliser and reading, "
           "final-episode return, eval return, episodes to reach 200 and 400 (empty if never), "
           "diverged"),
          (("paper/curves.csv",),
           "one row per (protocol, variant, seed, episode): return and cumulative env steps "
-          "(the variant's parts: final_returns.csv)")),
+          "(the env and the variant's parts: final_returns.csv)")),
     ),
     NotebookSpec(
         "main_results",
@@ -121,6 +124,23 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
           "PG-SOM's Hessian, RK's rule and stage, what Table 1 reports) reproduces its Table 1, "
           "chosen on selection seeds and confirmed on fresh ones; Figure 5 draws the paper's "
           "cells against our default and the chosen readings"),),
+    ),
+    NotebookSpec(
+        "benchmarks",
+        ("paper/benchmarks.csv", "paper/benchmark_finals.csv", "paper/benchmark_pilot.csv",
+         "figures/fig6_benchmarks.pdf", "figures/fig6_benchmarks.png"),
+        ((("paper/benchmarks.csv",),
+          "the five benchmarks (claim C13): per protocol, benchmark and variant, final and "
+          "evaluation return with 95% t CIs, runs reaching each threshold and the Kaplan-Meier "
+          "median episodes, env steps"),
+         (("paper/benchmark_finals.csv",),
+          "one row per benchmark run: env, normalisation, the variant's parts, final, evaluation "
+          "and last-episodes return, episodes to each threshold, env steps, diverged"),
+         (("paper/benchmark_pilot.csv",),
+          "the pilot that chose each benchmark's advantage normalisation (pg and adam, every "
+          "candidate, its own seeds)"),
+         (("figures/fig6_benchmarks.pdf", "figures/fig6_benchmarks.png"),
+          "Figure 6: learning curves on each benchmark, mean and 95% CI band, thresholds")),
     ),
     NotebookSpec(
         "statistics",
@@ -157,6 +177,8 @@ class Profile:
     replication_seeds: int       # the claims' second sample (the statistics notebook only)
     selection_seeds: int         # the readings study's selection seeds (the readings notebook)
     confirmation_seeds: int      # the readings study's confirmation seeds
+    benchmark_seeds: int         # seeds per (protocol, benchmark, variant) of the benchmarks study
+    pilot_seeds: int             # seeds per cell of its normalisation pilot
     episodes: int
     eval_episodes: int
     variants: Sequence[str] | None
@@ -166,10 +188,11 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "full": Profile("full", ".", 5, 50, 50, 20, 50, 500, 10, None, cell_timeout_s=6 * 3600,
+    "full": Profile("full", ".", 5, 50, 50, 20, 50, 3, 3, 500, 10, None, cell_timeout_s=6 * 3600,
                     update_readme=True),
-    "quick": Profile("quick", "results/quick", 2, 3, 3, 3, 3, 8, 2, None, cell_timeout_s=900,
+    "quick": Profile("quick", "results/quick", 2, 3, 3, 3, 3, 2, 2, 8, 2, None, cell_timeout_s=900,
                      extra={"derivations": {"n_mc": 4000},
+                            "benchmarks": {"budget": 8},
                             "readings": {"n_boot": 1000},
                             "statistics": {"n_boot": 1000, "fpr_trials": 1000}}),
 }
@@ -195,6 +218,11 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
                   "eval_episodes": profile.eval_episodes, "cache_dir": _rel(cache_dir),
                   "max_workers": None, "scheduler": None, "progress": False,
                   "paper_dir": paper, "figures_dir": figures}
+    elif spec.name == "benchmarks":
+        params = {"seeds": profile.benchmark_seeds, "pilot_seeds": profile.pilot_seeds,
+                  "eval_episodes": profile.eval_episodes, "cache_dir": _rel(cache_dir),
+                  "max_workers": None, "scheduler": None, "progress": False,
+                  "paper_dir": paper, "figures_dir": figures}
     else:
         params = {
             "protocols": ["paper", "powered"],
@@ -216,6 +244,7 @@ def notebook_parameters(spec: NotebookSpec, profile: Profile, out: Path,
             params["replication_seeds"] = profile.replication_seeds
             params["derivations_csv"] = f"{paper}/derivations.csv"
             params["readings_csv"] = f"{paper}/readings.csv"  # the readings study (claim C11)
+            params["benchmarks_csv"] = f"{paper}/benchmark_finals.csv"  # the benchmarks study (C13)
     params.update(profile.extra.get(spec.name, {}))
     return params
 

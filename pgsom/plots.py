@@ -9,7 +9,9 @@ so the same inputs give the same bytes.
 Figure 2 (:func:`figure2`): return against episode and against environment steps, mean over
 seeds with a 95% Student-t band, thresholds 200 and 400 marked. Figure 3 (:func:`figure3`):
 the final-episode return of every seed of every variant over its mean and 95% CI. Figure 4
-(:func:`figure4`): the comparison family, A - B with its Welch CI per protocol.
+(:func:`figure4`): the comparison family, A - B with its Welch CI per protocol. Figure 5
+(:func:`figure5`): the readings study. Figure 6 (:func:`figure6`): learning curves on each of
+the five benchmarks.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pgsom import stats
 from pgsom.store import write_bytes_atomic
 
 __all__ = [
-    "figure5",
+    "figure5", "figure6",
     "OKABE_ITO", "METHOD_COLORS", "STABILISER_LINESTYLES", "STYLE", "DPI", "style",
     "variant_color", "variant_linestyle", "trailing_mean", "interp_on_grid", "learning_curves",
     "learning_curves_env_steps", "final_returns", "figure2", "figure3", "effects", "figure4",
@@ -474,6 +476,34 @@ def figure5(table, *, titles: Sequence[str] = ("(a) mean of the 5 seeds", "(b) s
             fig.suptitle(title, x=0.01, ha="left")
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncol=3)
+    return _detach(fig)
+
+
+def figure6(panels: Mapping[str, tuple[Mapping[str, np.ndarray], Sequence[float]]], *,
+            smooth: int = 10, level: float = 0.95, title: str | None = None,
+            ncols: int = 3) -> Figure:
+    """Figure 6, the benchmarks: one panel per benchmark (``panels``: env id -> (variant ->
+    returns (runs, episodes), the benchmark's thresholds)), the learning curves of
+    :func:`learning_curves` (trailing mean of ``smooth`` episodes, mean over runs and its
+    ``level`` Student-t band), the thresholds dashed; one legend for all. Closed in pyplot
+    before it is returned."""
+    n = len(panels)
+    rows = max(1, -(-n // ncols))
+    with style():
+        fig, axes = plt.subplots(rows, ncols, figsize=(4.0 * ncols, 3.1 * rows), layout="constrained",
+                                 squeeze=False)
+        flat = list(axes.ravel())
+        for ax, (env, (curves, thresholds)) in zip(flat, panels.items()):
+            learning_curves(curves, ax, smooth=smooth, thresholds=thresholds, level=level, legend=False)
+            ax.set_title(env, loc="left")
+            ax.set_ylabel("return" if smooth <= 1 else f"return (mean of {smooth})")
+        for ax in flat[n:]:
+            ax.axis("off")
+        if title:
+            fig.suptitle(title, x=0.01, ha="left")
+        if n:
+            handles, labels = flat[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="outside lower center", ncol=min(6, len(labels)))
     return _detach(fig)
 
 

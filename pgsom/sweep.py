@@ -195,10 +195,19 @@ def executor_slots(executor: cf.Executor | None, max_workers: int | None = None)
 
 
 def run_work(run: RunSpec) -> float:
-    """Work estimate of a run in ``pg`` run-episodes: (training + evaluation episodes) x
-    :data:`METHOD_COST` of its method."""
+    """Work estimate of a run in ``pg`` run-episodes of the fused CartPole kernel: (training +
+    evaluation episodes) x :data:`METHOD_COST` of its method on the kernel; on a benchmark
+    trained elsewhere x its :attr:`~pgsom.benchmarks.Benchmark.episode_cost` instead, the same
+    for every method (the environment's steps dominate there), so that a shard stays within
+    :data:`SHARD_SECONDS` on every benchmark while holding a few runs to step together."""
+    from pgsom.benchmarks import BENCHMARKS
+
     c = run.config
-    cost = METHOD_COST.get(c.algo.method, max(METHOD_COST.values()))
+    b = BENCHMARKS.get(c.env_id)
+    if b is not None and b.episode_cost is not None and c.backend == b.backend:
+        cost = b.episode_cost
+    else:
+        cost = METHOD_COST.get(c.algo.method, max(METHOD_COST.values()))
     return (int(c.episodes) + int(c.eval_episodes)) * cost
 
 

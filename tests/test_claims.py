@@ -578,7 +578,8 @@ def test_statistics_notebook_writes_the_claims_report(tmp_path):
     params = {"paper_seeds": 2, "powered_seeds": 3, "replication_seeds": 3, "episodes": 4, "eval_episodes": 1,
               "variants": None, "cache_dir": str(tmp_path / "cache"), "max_workers": 1,
               "progress": False, "n_boot": 200, "fpr_trials": 200, "paper_dir": str(paper),
-              "figures_dir": str(figures), "derivations_csv": str(tmp_path / "none.csv")}
+              "figures_dir": str(figures), "derivations_csv": str(tmp_path / "none.csv"),
+              "benchmarks_csv": str(tmp_path / "no_benchmarks.csv")}
     pm.execute_notebook(str(ROOT / "notebooks" / "statistics.ipynb"), str(tmp_path / "out.ipynb"),
                         parameters=params, kernel_name="python3", cwd=str(ROOT),
                         progress_bar=False, execution_timeout=240)
@@ -587,7 +588,7 @@ def test_statistics_notebook_writes_the_claims_report(tmp_path):
     assert list(overall.index) == list(claims.CLAIM_IDS)
     assert set(overall["verdict"]) <= set(claims.VERDICTS)
     assert set(csv["verdict"]) <= set(claims.VERDICTS) | {"measured"}
-    assert overall.loc["C13", "verdict"] == "not tested"
+    assert overall.loc["C13", "verdict"] == "not tested"           # no benchmarks study given
     assert overall.loc["C3", "verdict"] == "inconclusive"          # no derivations table
     for col in ("estimate", "ci_low", "ci_high", "p_holm", "rep_low", "rep_high"):
         v = csv[col].dropna().to_numpy(float)

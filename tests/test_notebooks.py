@@ -17,7 +17,7 @@ from pgsom.pipeline import _is_figure_cell, figure_cells_without_image
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-OURS = ("main_results", "ablation", "statistics")
+OURS = ("main_results", "ablation", "statistics", "benchmarks")
 VARIANTS = ["pg", "rk", "hessian+clip"]
 
 
@@ -72,11 +72,11 @@ def test_ablation_notebook_writes_tables(tmp_path, cache):
         _finite(t1, [f"ours_{p}_{s}" for s in ("mean", "std", "ci_low", "ci_high")])
     assert t1["paper_table1_mean"].tolist()[:1] == [202.70]
     fr = pd.read_csv(paper / "final_returns.csv")
-    assert list(fr.columns) == ["protocol", "variant", "method", "stabiliser", "reading", "seed", "root_seed",
+    assert list(fr.columns) == ["protocol", "env", "variant", "method", "stabiliser", "reading", "seed", "root_seed",
                                 "final_return", "eval_return", "episodes_to_200", "episodes_to_400", "diverged"]
     assert fr.drop_duplicates("variant")[["variant", "method", "stabiliser"]].values.tolist() == [
         ["pg", "pg", "none"], ["rk", "rk", "none"], ["hessian+clip", "hessian", "clip"]]
-    assert len(fr) == 2 * 3 * 2
+    assert len(fr) == 2 * 3 * 2 and (fr["env"] == "CartPole-v1").all()
     _finite(fr, ["final_return", "eval_return", "seed", "root_seed"])
     assert fr["episodes_to_200"].isna().all()  # 4 episodes never reach 200: empty cells
     assert fr.groupby("protocol")["root_seed"].first().to_dict() == {"paper": 20250005, "powered": 20250050}
@@ -162,3 +162,40 @@ def test_bad_parameter_fails_with_a_clear_message(tmp_path, cache, name, bad, me
     assert len(err.value.traceback) == 1 and message in err.value.traceback[0]
     assert "experiments.py" not in str(err.value)
     assert not (tmp_path / "p").exists() and not (tmp_path / "f").exists()
+
+
+def _benchmarks_params(tmp: Path, cache: Path, **extra) -> dict:
+    params = {"benchmarks": ["CartPole-v1", "Acrobot-v1"], "variants": ["pg", "hessian"], "seeds": 2,
+              "pilot_seeds": 2, "budget": 4, "eval_episodes": 1, "figure_methods": ["pg", "hessian"],
+              "cache_dir": str(cache), "max_workers": 1, "progress": False,
+              "paper_dir": str(tmp / "paper"), "figures_dir": str(tmp / "figures")}
+    params.update(extra)
+    return params
+
+
+def test_benchmarks_notebook_writes_its_tables_and_figure(tmp_path, cache):
+    execute("benchmarks", tmp_path, _benchmarks_params(tmp_path, cache))
+    paper = tmp_path / "paper"
+    t = pd.read_csv(paper / "benchmarks.csv")
+    assert list(dict.fromkeys(t["protocol"])) == ["powered", "replication"]
+    assert set(zip(t["env"], t["variant"])) == {(e, v) for e in ("CartPole-v1", "Acrobot-v1") for v in ("pg", "hessian")}
+    assert (t["n"] == 2).all()
+    f = pd.read_csv(paper / "benchmark_finals.csv")
+    assert len(f) == 2 * 2 * 2 * 2 and {"env", "normalisation", "eval_return", "episodes_to_threshold_1"} <= set(f.columns)
+    pilot = pd.read_csv(paper / "benchmark_pilot.csv")
+    assert set(pilot["env"]) == {"Acrobot-v1"} and len(pilot) == 3 * 2  # CartPole's protocol is not piloted
+    assert (tmp_path / "figures" / "fig6_benchmarks.png").read_bytes().startswith(b"\x89PNG")
+    _figures_shown(tmp_path / "benchmarks.out.ipynb", 1)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"benchmarks": ["Pong-v5"]}, "benchmarks: unknown name(s) ['Pong-v5']"),
+    ({"seeds": 1}, "seeds must be an int >= 2"),
+    ({"budget": "abc"}, "budget must be an int >= 1"),
+    ({"figure_methods": ["pg", "rk"]}, "methods ['rk'] are not among variants"),
+])
+def test_benchmarks_notebook_bad_parameter(tmp_path, cache, bad, message):
+    with pytest.raises(PapermillExecutionError) as err:
+        execute("benchmarks", tmp_path, _benchmarks_params(tmp_path, cache, **bad))
+    assert err.value.ename == "ParameterError" and message in err.value.evalue
+    assert not (tmp_path / "paper").exists()

@@ -99,14 +99,22 @@ def test_quick_profile_redirects_every_output_under_results_quick():
     params = pl.notebook_parameters(pl.NOTEBOOKS[2], full, ROOT, ROOT / "results" / "cache")
     assert params["figures_dir"] == "figures" and params["paper_dir"] == "paper"
     assert (full.paper_seeds, full.powered_seeds, full.episodes) == (5, 50, 500)
-    assert [nb.name for nb in pl.NOTEBOOKS] == ["derivations", "ablation", "main_results", "readings", "statistics"]
+    assert [nb.name for nb in pl.NOTEBOOKS] == ["derivations", "ablation", "main_results", "readings", "benchmarks",
+                                                "statistics"]
     assert pl.NOTEBOOKS[0].outputs[0] == "paper/derivations.csv"
     readings_nb = pl.NOTEBOOKS[3]
     assert {"paper/readings.csv", "paper/readings.md", "figures/fig5_readings.pdf"} <= set(readings_nb.outputs)
     rparams = pl.notebook_parameters(readings_nb, full, ROOT, ROOT / "results" / "cache")
     assert (rparams["selection_seeds"], rparams["confirmation_seeds"]) == (20, 50)
-    assert pl.notebook_parameters(pl.NOTEBOOKS[4], full, ROOT, ROOT / "results" / "cache")["readings_csv"] == "paper/readings.csv"
-    stats_nb = pl.NOTEBOOKS[4]
+    stats_nb = pl.NOTEBOOKS[5]
+    sfull = pl.notebook_parameters(stats_nb, full, ROOT, ROOT / "results" / "cache")
+    assert sfull["readings_csv"] == "paper/readings.csv"
+    assert sfull["benchmarks_csv"] == "paper/benchmark_finals.csv"  # the benchmarks study (claim C13)
+    bench_nb = pl.NOTEBOOKS[4]
+    assert {"paper/benchmarks.csv", "paper/benchmark_finals.csv", "figures/fig6_benchmarks.png"} <= set(bench_nb.outputs)
+    bfull = pl.notebook_parameters(bench_nb, full, ROOT, ROOT / "results" / "cache")
+    assert (bfull["seeds"], bfull["pilot_seeds"]) == (3, 3) and "budget" not in bfull  # each benchmark's own
+    assert pl.notebook_parameters(bench_nb, quick, out, ROOT / "results" / "cache")["budget"] == 8
     assert {"paper/claims.md", "paper/claims.csv", "paper/numbers.tex", "paper/comparisons.csv",
             "figures/fig4_effects.pdf", "figures/fig4_effects.png"} <= set(stats_nb.outputs)
     sp = pl.notebook_parameters(stats_nb, quick, out, ROOT / "results" / "cache")

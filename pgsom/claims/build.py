@@ -68,15 +68,17 @@ def final_vs_eval(finals: pd.DataFrame) -> pd.DataFrame:
 def claim_rows(finals: pd.DataFrame, curves: pd.DataFrame, derivations: pd.DataFrame | None, *,
                budget: int, n_boot: int = 10_000, seed: int = 0,
                clip_fraction: pd.DataFrame | None = None,
-               state: pd.DataFrame | None = None, primary: str = "powered") -> pd.DataFrame:
+               state: pd.DataFrame | None = None, primary: str = "powered",
+               benchmarks: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every audited statement as a row (see :class:`~pgsom.claims.rows.Row`), from the
     builders of :data:`~pgsom.claims.builders.BUILDERS` in order, Holm-adjusted within its
     family and protocol. ``primary``: the protocol whose rows decide a claim (the last
-    protocol when it is absent; in ``attrs["primary"]``). Verdicts are set by
+    protocol when it is absent; in ``attrs["primary"]``). ``benchmarks``: the benchmarks
+    study's runs (claim C13, and C1's largest gain), or None. Verdicts are set by
     :func:`build_report` (after the comparison family's Holm p-values)."""
     protocols = list(dict.fromkeys(finals["protocol"]))
     data = ClaimData(finals, curves, derivations, tuple(protocols), budget, n_boot, seed,
-                     clip_fraction, state)
+                     clip_fraction, state, benchmarks)
     rows: list[Row] = []
     for build in BUILDERS.values():
         rows += build(data)
@@ -101,18 +103,23 @@ def build_report(finals: pd.DataFrame, curves: pd.DataFrame,
                  state: pd.DataFrame | None = None, primary: str = "powered",
                  protocol_info: Mapping[str, tuple[int, int]] | None = None,
                  comparisons: pd.DataFrame | None = None,
-                 readings: pd.DataFrame | None = None) -> Report:
+                 readings: pd.DataFrame | None = None,
+                 benchmarks: pd.DataFrame | None = None) -> Report:
     """The claims report from the tidy data (see :mod:`pgsom.claims`). ``readings``: the
     readings study's table (``paper/readings.csv``, :mod:`pgsom.readings`), summarised under
-    C11 when given. ``protocol_info``:
+    C11 when given; ``benchmarks``: the benchmarks study's runs (``paper/benchmark_finals.csv``,
+    :mod:`pgsom.benchmark_study`), for C13 and C1's largest gain. ``protocol_info``:
     protocol -> (seeds, root seed), for the data section; ``comparisons``: the frame of
     :func:`~pgsom.claims.comparisons.comparison_family` with the same ``n_boot`` and
     ``seed`` if already computed."""
     finals, curves = with_pooled(finals), with_pooled(curves)  # no-op when already pooled
+    if benchmarks is not None:
+        benchmarks = with_pooled(benchmarks)
     if comparisons is None:
         comparisons = comparison_family(finals, n_boot=n_boot, seed=seed)
     rows = claim_rows(finals, curves, derivations, budget=budget, n_boot=n_boot, seed=seed,
-                      clip_fraction=clip_fraction, state=state, primary=primary)
+                      clip_fraction=clip_fraction, state=state, primary=primary,
+                      benchmarks=benchmarks)
     rows = apply_family(rows, comparisons)
     rows = apply_verdicts(rows)
     claims = claim_verdicts(rows)
@@ -126,5 +133,5 @@ def build_report(finals: pd.DataFrame, curves: pd.DataFrame,
             "protocols": dict(protocol_info),
             "diverged": {p: int(g["diverged"].sum()) for p, g in finals.groupby("protocol", sort=False)},
             "runs": {p: len(g) for p, g in finals.groupby("protocol", sort=False)},
-            "readings": readings}
+            "readings": readings, "benchmarks": benchmarks}
     return Report(rows, claims, comparisons, final_vs_eval(finals), meta)

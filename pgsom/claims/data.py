@@ -44,10 +44,12 @@ def curve_matrix(curves: pd.DataFrame, protocol: str, variant: str) -> np.ndarra
     return g.pivot(index="seed", columns="episode", values="return").sort_index().to_numpy(float)
 
 
-def censored(finals: pd.DataFrame, p: str, v: str, thr: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """Episodes to reach ``thr`` of ``v``'s runs in ``p`` and whether each run reached it
-    (NaN episodes: censored at the budget); None if not run."""
-    e = values(finals, p, v, f"episodes_to_{thr}")
+def censored(finals: pd.DataFrame, p: str, v: str, thr: int,
+             column: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Episodes to reach ``thr`` of ``v``'s runs in ``p`` (column ``episodes_to_<thr>``, or
+    ``column``) and whether each run reached it (NaN episodes: censored at the budget); None if
+    not run."""
+    e = values(finals, p, v, column or f"episodes_to_{thr}")
     if e is None:
         return None
     return e, ~np.isnan(e)

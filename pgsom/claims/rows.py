@@ -140,17 +140,21 @@ def spread_row(claim, key, statement, p, finals, a, b, *, seed, n_boot, note="")
 
 
 def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, claimed_ratio,
-                 seed, n_boot, test: str = "median") -> Row:
+                 seed, n_boot, test: str = "median", column: str | None = None,
+                 label: str | None = None) -> Row:
     """``fast`` reaches ``thr`` in fewer episodes than ``slow``: the ratio of Kaplan-Meier
     median episodes slow / fast with the CI of :func:`pgsom.stats.median_ratio_test`
     (bootstrap, censored runs bounded on the conservative side for each end). ``test``:
     ``"median"``: that bootstrap's p-value decides; ``"logrank"``: the log-rank test of the
     whole censored distributions (:func:`pgsom.stats.logrank_test`) decides, the median's
     bootstrap p-value is in the note (``power``: the log-rank power at the claimed ratio as a
-    hazard ratio, at the Holm level of the claim's six comparisons)."""
+    hazard ratio, at the Holm level of the claim's six comparisons). ``column``: the column of
+    the episodes (default ``episodes_to_<thr>``); ``label``: how the notes name the threshold
+    (default ``thr``)."""
     if test not in ("median", "logrank"):
         raise ValueError(f"test must be 'median' or 'logrank', got {test!r}")
-    a, b = censored(finals, p, fast, thr), censored(finals, p, slow, thr)
+    a, b = censored(finals, p, fast, thr, column), censored(finals, p, slow, thr, column)
+    label = thr if label is None else label
     name = "log-rank" if test == "logrank" else "median ratio"
     if a is None or b is None:
         return Row(claim, key, statement, p, "direction", unit="ratio", test=name,
@@ -164,7 +168,7 @@ def episodes_row(claim, key, statement, p, finals, fast, slow, thr, budget, *, c
         1.0 if t.estimate == math.inf else -1.0 if t.estimate == 0 else 0.0)
     extras = {"ra": int(a[1].sum()), "na": int(a[1].size), "rb": int(b[1].sum()),
               "nb": int(b[1].size)}
-    reach = (f"runs reaching {thr}: `{fast}` {{ra}} of {{na}}, `{slow}` {{rb}} of {{nb}} (the "
+    reach = (f"runs reaching {label}: `{fast}` {{ra}} of {{na}}, `{slow}` {{rb}} of {{nb}} (the "
              "others censored at the budget); ")
     if test == "logrank":
         note = reach + "bootstrap test of the median ratio, unadjusted p: {median_p}"
