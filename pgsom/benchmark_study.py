@@ -28,6 +28,7 @@ policy; episodes to a threshold use the trailing mean of
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -153,8 +154,6 @@ def train_cells(protocols: Mapping[str, Protocol], cells: Sequence[Cell], *,
                 log: Callable[[str], Any] | None = print) -> BenchmarkRuns:
     """Train (or load from the cache) every cell under every protocol, all submitted together
     (:func:`pgsom.sweep.run_many`: shards never mix benchmarks), and tidy them."""
-    import os
-
     from pgsom.runner import RunSpec, training_source_version
     from pgsom.store import ResultStore
     from pgsom.sweep import close_executor, executor_for, run_key, run_many
@@ -225,7 +224,7 @@ def normalisation_pilot(benchmarks: Sequence[str] | None = None, *, seeds: int =
     :data:`~pgsom.benchmarks.NORMALISATIONS` on ``benchmarks`` (None: all but CartPole-v1,
     whose paper protocol is not up for choice), ``seeds`` seeds from :data:`PILOT`'s root seed,
     no evaluation episodes."""
-    envs = [e for e in check_benchmarks(benchmarks)] if benchmarks is not None else \
+    envs = check_benchmarks(benchmarks) if benchmarks is not None else \
         [e for e in BENCHMARKS if e != "CartPole-v1"]
     cells = []
     for env in envs:

@@ -784,7 +784,7 @@ def c13(d: ClaimData) -> list[Row]:
                     note="the benchmarks study (`notebooks/benchmarks.ipynb`) was not given to this report")]
     out = []
     envs = list(dict.fromkeys(b["env"]))
-    for p in [p for p in dict.fromkeys(b["protocol"])]:
+    for p in dict.fromkeys(b["protocol"]):
         for env in envs:
             sub = b[b["env"] == env]
             for base, _ in C1_BASELINES:
