@@ -332,52 +332,52 @@ def _store(acc, acc_b2, out, i, obs_size, hidden, n_actions, w2_start):
 
 
 @njit(inline="always", **_JIT)
-def _add_vjp(acc, acc_b2, c, af, dd, x):
-    """``acc += J_t^T c`` in the accumulator layout of :func:`_store`, given the hidden
-    cotangent ``dd_j = (1 - a_j^2) sum_k c_k W2_kj``: b2 gets ``c_k``, W2 ``c_k a_j``, b1
-    ``dd_j`` and W1 ``dd_j x_i``."""
-    obs_size, hidden, n_actions = x.shape[0], af.shape[0], c.shape[0]
-    for k in range(n_actions):
-        ck = c[k]
-        acc_b2[k] += ck
-        for j in range(hidden):
-            acc[obs_size + 1 + k, j] += ck * af[j]
-    for j in range(hidden):
-        acc[obs_size, j] += dd[j]
-    for q in range(obs_size):
-        xq = np.float64(x[q])
-        for j in range(hidden):
-            acc[q, j] += dd[j] * xq
+def _accumulate_vjp(acc, a_row, w2d, x0, x1, x2, x3, c0, c1, w):
+    """``acc += w J_t^T c`` for one step of the CartPole policy (two actions, four
+    observations) in the accumulator layout of :func:`_store`, over every hidden unit ``j``:
+    with ``dz_j = c_0 W2_0j + c_1 W2_1j`` and ``dd_j = dz_j (1 - a_j^2)``, W2 row k gets
+    ``w (c_k a_j)``, b1 ``w dd_j`` and W1 ``w (dd_j x_q)``; ``w = 1`` adds the products
+    unweighted (``1 * y`` is ``y`` exactly). One loop per accumulator, so that it vectorises
+    over hidden units (a loop writing several accumulators does not)."""
+    for j in range(acc.shape[1]):
+        aj = np.float64(a_row[j])
+        dd = ((0.0 + c0 * w2d[0, j]) + c1 * w2d[1, j]) * (1.0 - aj * aj)
+        acc[5, j] += w * (c0 * aj)
+        acc[6, j] += w * (c1 * aj)
+        acc[4, j] += w * dd
+        acc[0, j] += w * (dd * x0)
+        acc[1, j] += w * (dd * x1)
+        acc[2, j] += w * (dd * x2)
+        acc[3, j] += w * (dd * x3)
 
 
 @njit(inline="always", **_JIT)
-def _add_weighted_vjp(acc, acc_b2, c, af, dd, x, w):
-    """:func:`_add_vjp` with each term multiplied by ``w`` once it is formed: ``acc += w J_t^T c``."""
-    obs_size, hidden, n_actions = x.shape[0], af.shape[0], c.shape[0]
-    for k in range(n_actions):
-        ck = c[k]
-        acc_b2[k] += w * ck
-        for j in range(hidden):
-            acc[obs_size + 1 + k, j] += w * (ck * af[j])
-    for j in range(hidden):
-        acc[obs_size, j] += w * dd[j]
-    for q in range(obs_size):
-        xq = np.float64(x[q])
-        for j in range(hidden):
-            acc[q, j] += w * (dd[j] * xq)
-
-
-@njit(inline="always", **_JIT)
-def _hidden_cotangent(c, w2d, a2, dz, dd):
-    """``dz_j = sum_k c_k W2_kj`` (in k order, from 0) and ``dd_j = dz_j (1 - a_j^2)``."""
-    for j in range(dz.shape[0]):
-        dz[j] = 0.0
-    for k in range(c.shape[0]):
-        ck = c[k]
-        for j in range(dz.shape[0]):
-            dz[j] += ck * w2d[k, j]
-    for j in range(dz.shape[0]):
-        dd[j] = dz[j] * (1.0 - a2[j])
+def _accumulate_hessian(hs, a_row, w2d, x0, x1, x2, x3, d0, d1, p0, p1, w):
+    """``hs += diag grad^2 (w log pi(a_t|s_t))`` for one step (layout of :func:`_store`, W2 and
+    the hidden units; b2's two terms ``-w p_k (1 - p_k)`` are the caller's). Per hidden unit,
+    with ``dz_j = delta_0 W2_0j + delta_1 W2_1j``, ``E_p[W2_.j]`` and ``E_p[W2_.j^2]``:
+    W2 row k gets ``-w p_k (1 - p_k) a_j^2``, b1 ``d2_j = (1 - a_j^2) (-2 a_j dz_j - (1 - a_j^2)
+    Var_p(W2_.j)) w`` and W1 ``d2_j x_q^2``."""
+    cq0 = -w * p0 * (1.0 - p0)
+    cq1 = -w * p1 * (1.0 - p1)
+    x0s, x1s, x2s, x3s = x0 * x0, x1 * x1, x2 * x2, x3 * x3
+    for j in range(hs.shape[1]):
+        aj = np.float64(a_row[j])
+        a2 = aj * aj
+        w0 = w2d[0, j]
+        w1 = w2d[1, j]
+        dz = (0.0 + d0 * w0) + d1 * w1
+        hs[5, j] += cq0 * a2
+        hs[6, j] += cq1 * a2
+        pw = (0.0 + p0 * w0) + p1 * w1
+        pww = (0.0 + p0 * (w0 * w0)) + p1 * (w1 * w1)
+        slope = 1.0 - a2
+        d2 = slope * (-2.0 * aj * dz - slope * (pww - pw * pw)) * w
+        hs[4, j] += d2
+        hs[0, j] += d2 * x0s
+        hs[1, j] += d2 * x1s
+        hs[2, j] += d2 * x2s
+        hs[3, j] += d2 * x3s
 
 
 @njit(inline="always", **_JIT)
@@ -385,69 +385,42 @@ def _estimates_row(i, theta, obs, act, logits, actions, lengths, rows, arows, ad
                    g_out, g_return_out, score_out, hess_out):
     """Row ``i`` of :func:`estimates`."""
     n_actions, hidden, obs_size, d, w2_start, b2_start = _layout(theta, obs, act, logits)
-    rows_acc = obs_size + 1 + n_actions
-    ret, ret_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
-    ent_acc, ent_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
-    sc, sc_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
-    hs, hs_b2 = np.empty((rows_acc, hidden)), np.empty(n_actions)
-    w2d = np.empty((n_actions, hidden))
-    logp, p, delta, c = np.empty(n_actions), np.empty(n_actions), np.empty(n_actions), np.empty(n_actions)
-    af, a2, dz, dd, dz2, dd2 = (np.empty(hidden), np.empty(hidden), np.empty(hidden), np.empty(hidden),
-                                np.empty(hidden), np.empty(hidden))
-    pw, pww, d2z = np.empty(hidden), np.empty(hidden), np.empty(hidden)
+    ret, sc = np.zeros((7, hidden)), np.zeros((7, hidden))
+    ent_acc, hs = np.zeros((7, hidden)), np.zeros((7, hidden))
+    ret_b2, sc_b2, ent_b2, hs_b2 = np.zeros(2), np.zeros(2), np.zeros(2), np.zeros(2)
+    w2d = np.empty((2, hidden))
+    logp = np.empty(2)
     r, ar = rows[i], arows[i]
     th = theta[i]
-    for k in range(n_actions):
+    for k in range(2):
         for j in range(hidden):
             w2d[k, j] = np.float64(th[w2_start + k * hidden + j])
-    ret[:], ret_b2[:], ent_acc[:], ent_b2[:] = 0.0, 0.0, 0.0, 0.0
-    sc[:], sc_b2[:], hs[:], hs_b2[:] = 0.0, 0.0, 0.0, 0.0
     for t in range(lengths[r]):
-        x = obs[r, t]
-        a = act[ar, t]
+        x0, x1 = np.float64(obs[r, t, 0]), np.float64(obs[r, t, 1])
+        x2, x3 = np.float64(obs[r, t, 2]), np.float64(obs[r, t, 3])
+        a_row = act[ar, t]
         _log_softmax(logits[ar, t], logp)
-        for k in range(n_actions):
-            p[k] = math.exp(logp[k])
-            delta[k] = (1.0 if actions[r, t] == k else 0.0) - p[k]
+        p0, p1 = math.exp(logp[0]), math.exp(logp[1])
+        d0 = (1.0 if actions[r, t] == 0 else 0.0) - p0  # delta_t = onehot(a_t) - p_t
+        d1 = (1.0 if actions[r, t] == 1 else 0.0) - p1
         w = np.float64(adv[i, t])
-        for j in range(hidden):
-            af[j] = np.float64(a[j])
-            a2[j] = af[j] * af[j]
-        _hidden_cotangent(delta, w2d, a2, dz, dd)  # s_t = J_t^T delta_t
-        _add_weighted_vjp(ret, ret_b2, delta, af, dd, x, w)
+        ret_b2[0] += w * d0
+        ret_b2[1] += w * d1
+        _accumulate_vjp(ret, a_row, w2d, x0, x1, x2, x3, d0, d1, w)  # A_t s_t, s_t = J_t^T delta_t
         if want_score:
-            _add_vjp(sc, sc_b2, delta, af, dd, x)
-        if entropy_coef != 0.0:
-            ent = 0.0
-            for k in range(n_actions):
-                ent -= p[k] * logp[k]
-            for k in range(n_actions):
-                c[k] = -p[k] * (logp[k] + ent)
-            _hidden_cotangent(c, w2d, a2, dz2, dd2)
-            _add_vjp(ent_acc, ent_b2, c, af, dd2, x)
+            sc_b2[0] += d0
+            sc_b2[1] += d1
+            _accumulate_vjp(sc, a_row, w2d, x0, x1, x2, x3, d0, d1, 1.0)
+        if entropy_coef != 0.0:  # grad H_t = J_t^T c, c_k = -p_k (log p_k + H_t)
+            ent = (0.0 - p0 * logp[0]) - p1 * logp[1]
+            c0, c1 = -p0 * (logp[0] + ent), -p1 * (logp[1] + ent)
+            ent_b2[0] += c0
+            ent_b2[1] += c1
+            _accumulate_vjp(ent_acc, a_row, w2d, x0, x1, x2, x3, c0, c1, 1.0)
         if want_hessian:
-            for j in range(hidden):
-                pw[j] = 0.0
-                pww[j] = 0.0
-            for k in range(n_actions):
-                cq = -w * p[k] * (1.0 - p[k])
-                hs_b2[k] += cq
-                pk = p[k]
-                row = obs_size + 1 + k
-                for j in range(hidden):
-                    hs[row, j] += cq * a2[j]
-                    wkj = w2d[k, j]
-                    pw[j] += pk * wkj
-                    pww[j] += pk * (wkj * wkj)
-            for j in range(hidden):
-                slope = 1.0 - a2[j]
-                d2z[j] = slope * (-2.0 * af[j] * dz[j] - slope * (pww[j] - pw[j] * pw[j])) * w
-                hs[obs_size, j] += d2z[j]
-            for q in range(obs_size):
-                xq = np.float64(x[q])
-                xq2 = xq * xq
-                for j in range(hidden):
-                    hs[q, j] += d2z[j] * xq2
+            hs_b2[0] += -w * p0 * (1.0 - p0)
+            hs_b2[1] += -w * p1 * (1.0 - p1)
+            _accumulate_hessian(hs, a_row, w2d, x0, x1, x2, x3, d0, d1, p0, p1, w)
     _store(ret, ret_b2, g_return_out, i, obs_size, hidden, n_actions, w2_start)
     if entropy_coef != 0.0:
         ret += entropy_coef * ent_acc
@@ -468,7 +441,11 @@ def estimates(theta, obs, act, logits, actions, lengths, rows, arows, adv, entro
 
     Each step adds ``A_t s_t`` (and ``s_t``, the entropy cotangent's vector-Jacobian product,
     the Hessian diagonal's terms) to float64 accumulators laid out hidden-unit major, so that
-    every inner loop runs over consecutive hidden units; the sums over time run in step order."""
+    every inner loop runs over consecutive hidden units; the sums over time run in step order.
+    CartPole's policy only (four observations, two actions; a ValueError otherwise), as
+    :func:`rollout`."""
+    if obs.shape[2] != CARTPOLE_OBS or logits.shape[2] != CARTPOLE_ACTIONS:
+        raise ValueError("estimates: the kernel computes CartPole's policy (4 observations, 2 actions)")
     for s in range(sel.shape[0]):
         i = sel[s]
         _estimates_row(i, theta, obs, act, logits, actions, lengths, rows, arows, adv, entropy_coef, want_score,
