@@ -352,14 +352,12 @@ def _accumulate_vjp(acc, a_row, w2d, x0, x1, x2, x3, c0, c1, w):
 
 
 @njit(inline="always", **_JIT)
-def _accumulate_hessian(hs, a_row, w2d, x0, x1, x2, x3, d0, d1, p0, p1, w):
+def _accumulate_hessian(hs, a_row, w2d, x0, x1, x2, x3, d0, d1, p0, p1, w, cq0, cq1):
     """``hs += diag grad^2 (w log pi(a_t|s_t))`` for one step (layout of :func:`_store`, W2 and
-    the hidden units; b2's two terms ``-w p_k (1 - p_k)`` are the caller's). Per hidden unit,
+    the hidden units; the caller adds b2's two terms ``cq_k = -w p_k (1 - p_k)``). Per hidden unit,
     with ``dz_j = delta_0 W2_0j + delta_1 W2_1j``, ``E_p[W2_.j]`` and ``E_p[W2_.j^2]``:
-    W2 row k gets ``-w p_k (1 - p_k) a_j^2``, b1 ``d2_j = (1 - a_j^2) (-2 a_j dz_j - (1 - a_j^2)
+    W2 row k gets ``cq_k a_j^2``, b1 ``d2_j = (1 - a_j^2) (-2 a_j dz_j - (1 - a_j^2)
     Var_p(W2_.j)) w`` and W1 ``d2_j x_q^2``."""
-    cq0 = -w * p0 * (1.0 - p0)
-    cq1 = -w * p1 * (1.0 - p1)
     x0s, x1s, x2s, x3s = x0 * x0, x1 * x1, x2 * x2, x3 * x3
     for j in range(hs.shape[1]):
         aj = np.float64(a_row[j])
@@ -418,9 +416,10 @@ def _estimates_row(i, theta, obs, act, logits, actions, lengths, rows, arows, ad
             ent_b2[1] += c1
             _accumulate_vjp(ent_acc, a_row, w2d, x0, x1, x2, x3, c0, c1, 1.0)
         if want_hessian:
-            hs_b2[0] += -w * p0 * (1.0 - p0)
-            hs_b2[1] += -w * p1 * (1.0 - p1)
-            _accumulate_hessian(hs, a_row, w2d, x0, x1, x2, x3, d0, d1, p0, p1, w)
+            cq0, cq1 = -w * p0 * (1.0 - p0), -w * p1 * (1.0 - p1)
+            hs_b2[0] += cq0
+            hs_b2[1] += cq1
+            _accumulate_hessian(hs, a_row, w2d, x0, x1, x2, x3, d0, d1, p0, p1, w, cq0, cq1)
     _store(ret, ret_b2, g_return_out, i, obs_size, hidden, n_actions, w2_start)
     if entropy_coef != 0.0:
         ret += entropy_coef * ent_acc
