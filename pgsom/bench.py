@@ -248,8 +248,8 @@ def format_markdown(report: BenchReport) -> str:
         "",
         f"**Against the runner of commit {report.baseline_commit}** (before the fused kernel; a scratch worktree, "
         f"the same sweep driver on {report.workers} cores, no cache; that runner trains in {report.workers} worker "
-        f"processes, this one as `pgsom.sweep.run_many` chooses: a sweep of at most `THREAD_WORK` in this "
-        f"process on {report.workers} kernel threads, a larger one in {report.workers} worker processes):",
+        f"processes, this one as `pgsom.sweep.run_many` chooses for the fused kernel: {report.workers} threads "
+        f"of the driver process, one shard each at a time):",
         "",
         "| method | seeds x episodes | env steps (now) | before: s (M steps/s) | now: s (M steps/s) | ratio |",
         "|---|---|---:|---:|---:|---:|",

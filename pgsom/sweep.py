@@ -5,10 +5,10 @@ root seeds and budgets, all submitted together), loads the cached ones from a
 :class:`pgsom.store.ResultStore` and trains the others in *shards* (batches trained in lockstep
 by one worker, :func:`pgsom.runner.train_runs`) through a ``concurrent.futures.Executor``:
 
-* by default, on this machine: a small sweep of the fused kernel (backend ``"fused"``, the
-  default; :data:`THREAD_WORK`) in this process, shard after shard, each kernel call's runs
-  split over ``max_workers`` threads (every core; the numbers do not depend on the thread
-  count); a larger sweep, or other backends, in a process pool (forkserver workers that
+* by default, on this machine: fused-kernel runs (backend ``"fused"``, the default) in a pool
+  of ``max_workers`` threads of this process (every core; each shard on one thread: the
+  kernels release the GIL, so one shard's kernels run while another's Python side holds it;
+  no worker process to start), other backends in a process pool (forkserver workers that
   start with the training modules imported, :func:`_default_executor`; one torch thread per
   process);
 * a Dask cluster through ``distributed.Client(address).get_executor()`` or
@@ -45,6 +45,7 @@ import math
 import multiprocessing
 import os
 import socket
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from functools import partial
@@ -58,7 +59,7 @@ from pgsom.config import RunConfig
 from pgsom.runner import RESULT_FIELDS, NumericsMismatch, RunSpec
 
 __all__ = [
-    "SHARD_SECONDS", "SHARD_WORK", "THREAD_WORK", "CodeVersionMismatch", "NumericsMismatch", "SchedulerError",
+    "SHARD_SECONDS", "SHARD_WORK", "CodeVersionMismatch", "NumericsMismatch", "SchedulerError",
     "ShardResult", "METHOD_COST", "worker_environment", "train_shard", "executor_slots", "run_work",
     "plan_shards", "plan_sweep", "run_key", "run_many", "run_sweep", "executor_for",
     "close_executor", "measure_shards",
@@ -70,9 +71,9 @@ per worker."""
 
 SHARD_WORK = 75_000
 """Work (:func:`run_work`: ``pg``-equivalent run-episodes) per shard at most, for the resume
-bound :data:`SHARD_SECONDS`. With the fused kernel a ``pg`` run-episode costs about 0.12 ms of
+bound :data:`SHARD_SECONDS`. With the fused kernel a ``pg`` run-episode costs about 0.094 ms of
 one core (24 runs x 510 episodes of each method, CPU seconds of
-:func:`pgsom.runner.make_train`), so a full shard is about 9 CPU-s, well within the bound;
+:func:`pgsom.runner.make_train`), so a full shard is about 7 CPU-s, well within the bound;
 ``python -m pgsom.sweep --seeds 6`` re-measures it (each shard's runs, work and CPU seconds).
 Batching is no longer what shards trade against: with the kernel, 132 runs in 4 shards cost
 the same CPU time as in 2 (21.2 against 22.2 CPU-s); small shards also shorten the tail in
@@ -81,19 +82,11 @@ the full reproduce's last 2 % of runs took 11 of its 94 s of training).
 
 Pass a larger ``shard_work`` to :func:`run_many` for fewer, larger shards."""
 
-THREAD_WORK = 100_000
-"""A local sweep of fused-kernel runs of at most this much :func:`run_work` trains in this
-process, each kernel call's runs split over ``max_workers`` threads (no worker processes to
-start: the first pool of a process waits ~2 s for its fork server to import torch, numba and
-the kernels, :func:`_default_executor`); a larger one goes to the process pool, where the Python side of training (about a quarter of its time: returns,
-advantages, the update rules) runs in parallel too instead of taking turns under the GIL. The
-bound sits where the two take about equally long on a 2-core machine (the ``pg`` and ``hessian``
-sweeps of ``python -m pgsom bench`` on either side of it, timed both ways)."""
-
-METHOD_COST = {"pg": 1.0, "rk": 0.6, "adam": 2.2, "hessian": 3.8, "npg": 7.3}
+METHOD_COST = {"pg": 1.0, "rk": 0.8, "adam": 2.0, "hessian": 2.9, "npg": 12.3}
 """CPU cost of a run-episode of each method relative to ``pg`` (fused kernel, 24 runs x 510
-episodes each, root seed 1: pg 0.12 ms, rk 0.07, adam 0.27, hessian 0.46, npg 0.89). Methods
-that learn to 500-step episodes cost more per episode; npg runs ten Fisher-vector products."""
+episodes each, root seed 1, one process: pg 0.094 ms, rk 0.075, adam 0.185, hessian 0.270, npg
+1.15). Methods that learn to 500-step episodes cost more per episode; npg runs ten
+Fisher-vector products."""
 
 
 class CodeVersionMismatch(RuntimeError):
@@ -141,8 +134,8 @@ def _describe_worker() -> str:
 
 
 def train_shard(runs: Sequence[RunSpec], expected_version: str, expected_numerics: str,
-                progress=False, threads: int = 1) -> ShardResult:
-    """The shard worker: train ``runs`` together in this process (``threads`` kernel threads)
+                progress=False) -> ShardResult:
+    """The shard worker: train ``runs`` together (in this process or thread, one kernel thread)
     and return them with its provenance.
 
     Refuses (before training) a shard from a driver whose
@@ -166,7 +159,7 @@ def train_shard(runs: Sequence[RunSpec], expected_version: str, expected_numeric
             f"{expected_version[:16]}...: the training modules ({', '.join(m.name for m in runner.training_modules())}) "
             "or the library versions differ. Install the driver's checkout on the workers "
             "(same commit, pip install -r requirements.lock and pip install -e '.[dask]')")
-    results = runner.train_runs(runs, progress, threads=threads)  # the numerics were checked above
+    results = runner.train_runs(runs, progress)  # the numerics were checked above
     return ShardResult(results, version, own_numerics, worker_environment())
 
 
@@ -305,10 +298,10 @@ def run_many(runs: Sequence[RunSpec], *, store=None, executor: cf.Executor | Non
     """Train (or load from ``store``) every run of ``runs``; return their results in order.
 
     All missing runs are planned together (:func:`plan_sweep`) and submitted to ``executor``
-    at once (None: this machine, ``max_workers`` cores, every core by default: a small sweep
-    of fused-kernel runs (:data:`THREAD_WORK`) in this process on that many kernel threads,
-    anything else in a local process pool of that many processes, or in this process when one
-    worker or one shard suffices). Each shard's runs are saved to
+    at once (None: this machine, ``max_workers`` cores, every core by default: fused-kernel
+    runs on that many threads of this process, other backends in a local process pool of that
+    many processes, and in this process alone when one worker or one shard suffices). Each
+    shard's runs are saved to
     ``store`` as soon as the shard finishes, with the worker's environment in the metadata, so
     a sweep interrupted at any point loses only the shards in flight and a rerun trains only
     what is missing. Runs with the same cache key are trained once. A worker error (e.g.
@@ -347,23 +340,26 @@ def _train_missing(todo, store, version, executor, max_workers, shard_work, runs
     from pgsom import numerics
 
     slots = executor_slots(executor, max_workers)
-    threads = 1
-    if (executor is None and slots > 1 and all(r.config.backend == "fused" for r in todo)
-            and sum(run_work(r) for r in todo) <= THREAD_WORK):
-        # this process, the kernels on every slot's core: no worker to start, nothing to pickle
-        threads, slots = slots, 1
     shards = plan_sweep(todo, slots, shard_work=shard_work, runs_per_shard=runs_per_shard)
     own = executor is None and len(shards) > 1 and slots > 1
-    pool = _default_executor(min(slots, len(shards))) if own else executor
+    threaded = own and all(r.config.backend == "fused" for r in todo)
+    if threaded:  # the kernels release the GIL: threads share the cores, nothing to start or pickle
+        pool = cf.ThreadPoolExecutor(min(slots, len(shards)), thread_name_prefix="pgsom-shard")
+    else:
+        pool = _default_executor(min(slots, len(shards))) if own else executor
+    stop = threading.Event()  # set when the sweep is abandoned: threaded shards stop after a round
     expected = numerics.signature()
-    where = (f"{slots} worker slot(s)" if pool is not None
-             else f"this process, {threads} kernel thread{'s' if threads > 1 else ''}")
+    where = ("this process" if pool is None else f"{min(slots, len(shards))} threads" if threaded
+             else f"{slots} worker slot(s)")
     report = progress if callable(progress) else None  # progress(shard, shards, shard_runs, done, rounds)
     bar = tqdm(total=sum(len(s) for s in shards), desc=f"runs ({len(shards)} shards, {where})",
                disable=not progress or report is not None, unit="run")
 
     def hook(k: int):
-        return partial(report, k, len(shards), len(shards[k])) if report is not None else False
+        inner = partial(report, k, len(shards), len(shards[k])) if report is not None else None
+        if threaded:
+            return partial(_stoppable, stop, inner)
+        return inner or False
     saved: set[int] = set()
 
     def finish(k: int, out: ShardResult) -> None:
@@ -375,7 +371,7 @@ def _train_missing(todo, store, version, executor, max_workers, shard_work, runs
         if pool is None:
             for k, shard in enumerate(shards):
                 label = hook(k) or (f"shard {k + 1}/{len(shards)}" if progress else False)
-                finish(k, train_shard(shard, version, expected, label, threads))
+                finish(k, train_shard(shard, version, expected, label))
         else:
             futures = {pool.submit(train_shard, shard, version, expected, hook(k)): k
                        for k, shard in enumerate(shards)}
@@ -383,6 +379,7 @@ def _train_missing(todo, store, version, executor, max_workers, shard_work, runs
                 for fut in cf.as_completed(futures):
                     finish(futures[fut], fut.result())
             except BaseException:
+                stop.set()
                 for fut in futures:
                     fut.cancel()
                 for fut, k in futures.items():  # keep what finished meanwhile
@@ -395,7 +392,22 @@ def _train_missing(todo, store, version, executor, max_workers, shard_work, runs
     finally:
         bar.close()
         if own:
+            stop.set()  # a shard still running (after an error) stops at its next round
             pool.shutdown(cancel_futures=True)
+
+
+class ShardCancelled(Exception):
+    """A threaded shard stopped early because its sweep was abandoned (an error or an
+    interruption in the driver); nothing of it is kept."""
+
+
+def _stoppable(stop: threading.Event, inner, done: int, rounds: int) -> None:
+    """The progress callback of a threaded shard: stops it (:class:`ShardCancelled`) once
+    ``stop`` is set, else reports to ``inner`` (if any)."""
+    if stop.is_set():
+        raise ShardCancelled(f"shard stopped after {done} of {rounds} rounds: its sweep was abandoned")
+    if inner is not None:
+        inner(done, rounds)
 
 
 def _save(shard, out, store, version, expected_numerics, results) -> None:

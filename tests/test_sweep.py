@@ -171,18 +171,64 @@ def test_protocols_are_submitted_together(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- Dask
 
 
-def test_a_small_local_sweep_trains_in_this_process_on_kernel_threads(tmp_path, reference, monkeypatch):
-    """Below THREAD_WORK the default local sweep starts no worker: this process trains every
-    shard with its kernel calls split over max_workers threads, and gets the same bytes."""
+def test_a_local_fused_sweep_trains_on_threads_of_this_process(tmp_path, reference, monkeypatch):
+    """The default local sweep of fused-kernel runs starts no worker process: its shards run
+    on max_workers threads of this process (one shard per thread at a time) and give the
+    same bytes; a sweep of another backend goes to the process pool."""
     monkeypatch.setattr(sweep, "_default_executor", lambda n: pytest.fail("started a process pool"))
+    threads = []
+    original = runner.train_runs
+
+    def spy(runs, progress=False, expected_numerics=None, threads_=1):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return original(runs, progress, expected_numerics, threads_)
+
+    monkeypatch.setattr(runner, "train_runs", spy)
     store = ResultStore(tmp_path / "cache")
-    here = sweep.run_sweep(VARIANTS, N_SEEDS, root_seed=ROOT_SEED, store=store, max_workers=2, progress=False)
+    here = sweep.run_sweep(VARIANTS, N_SEEDS, root_seed=ROOT_SEED, store=store, max_workers=2,
+                           runs_per_shard=3, progress=False)
     assert_same_bytes(here, reference)
+    runs = [RunSpec(v, c, i, ROOT_SEED) for v, c in VARIANTS.items() for i in range(N_SEEDS)]
+    assert len(threads) == len(sweep.plan_sweep(runs, 2, runs_per_shard=3)) > 2
+    assert len(set(threads)) == 2
+    assert all(name.startswith("pgsom-shard") for name in threads)
     assert {store.load(k)[1]["environment"]["pid"] for k in store.keys()} == {os.getpid()}
-    # above the bound the pool is used
-    monkeypatch.setattr(sweep, "THREAD_WORK", 0)
+    other = {"pg": RunConfig(episodes=1, eval_episodes=0, backend="gymnasium")}
     with pytest.raises(pytest.fail.Exception, match="started a process pool"):
-        sweep.run_sweep(VARIANTS, N_SEEDS, root_seed=ROOT_SEED + 1, max_workers=2, progress=False)
+        sweep.run_sweep(other, 2, max_workers=2, progress=False)
+
+
+def test_an_error_in_one_threaded_shard_stops_the_others_promptly(monkeypatch):
+    """A shard that fails ends the threaded sweep: the shard running beside it stops after its
+    current round (ShardCancelled), not after all its episodes, and the error is raised."""
+    import threading
+
+    started = threading.Event()
+    rounds_done = []
+    original = runner.train_runs
+
+    def train(runs, progress=False, expected_numerics=None, threads_=1):
+        if runs[0].seed_index == 0:  # the failing shard: waits until the other one trains
+            assert started.wait(60)
+            raise RuntimeError("boom in shard 0")
+
+        def seen(done, rounds):
+            rounds_done.append(done)
+            started.set()
+            progress(done, rounds)
+            time.sleep(0.01)
+
+        return original(runs, seen, expected_numerics, threads_)
+
+    monkeypatch.setattr(runner, "train_runs", train)
+    long = {"pg": RunConfig(episodes=2000, eval_episodes=0)}
+    t0 = time.perf_counter()
+    with pytest.raises(RuntimeError, match="boom in shard 0"):
+        sweep.run_sweep(long, 2, max_workers=2, runs_per_shard=1, progress=False)
+    assert 1 <= max(rounds_done) < 2000
+    assert time.perf_counter() - t0 < 30
 
 
 def test_dask_local_cluster_gives_the_process_pools_bytes(tmp_path, reference):
