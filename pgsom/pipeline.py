@@ -1,13 +1,16 @@
 """``make reproduce``: run every notebook with papermill and check what each one writes.
 
     python -m pgsom.pipeline --profile full|quick [--only NAME ...] [--out DIR]
-                             [--cache-dir DIR] [--set NAME=VALUE ...] [--log-output]
+                             [--cache-dir DIR] [--set NAME=VALUE ...] [--log-output] [--jobs N]
 
-Notebooks run in order (``derivations``, ``ablation``, ``main_results``, ``readings``,
-``benchmarks``, ``statistics``) with
+Notebooks start in order (``derivations``, ``ablation``, ``main_results``, ``readings``,
+``benchmarks``, ``statistics``), :data:`JOBS` (``--jobs``) at a time, each once the notebooks it
+comes :attr:`~NotebookSpec.after` have finished (``main_results`` and ``benchmarks`` after
+``ablation``, ``statistics`` after all but ``main_results``), with
 kernel ``python3``, the repository root as working directory and a per-cell execution timeout;
-their parameters come from the profile. ``ablation`` trains every run into the results cache,
-the later notebooks load them from it.
+their parameters come from the profile. ``ablation`` trains the main experiment's runs into the
+results cache, the later notebooks load them from it. Every output is the same whatever
+``--jobs`` (each notebook's numbers come from its seeds and the cache, not from timing).
 
 Profiles:
 
@@ -50,7 +53,7 @@ from typing import Any
 
 from pgsom.experiments import REPO_ROOT, resolve_path
 
-__all__ = ["NotebookSpec", "Profile", "NOTEBOOKS", "PROFILES", "PipelineError", "run_pipeline",
+__all__ = ["NotebookSpec", "Profile", "NOTEBOOKS", "PROFILES", "PipelineError", "run_pipeline", "JOBS",
            "readme_section", "main", "ProgressRelay", "PROGRESS_EVERY_S", "figure_cells_without_image"]
 
 KERNEL = "python3"
@@ -71,6 +74,10 @@ class NotebookSpec:
     outputs: tuple[str, ...]
     readme_rows: tuple[tuple[tuple[str, ...], str], ...] = ()
     source: str | None = None  # default notebooks/<name>.ipynb
+    after: tuple[str, ...] = ()
+    """Notebooks (earlier in :data:`NOTEBOOKS`) this one starts after when they are selected:
+    it reads their outputs, or loads runs they train into the cache (run together, both
+    would train them)."""
 
     @property
     def path(self) -> Path:
@@ -113,6 +120,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          (("figures/fig3_final_returns.pdf", "figures/fig3_final_returns.png"),
           "Figure 3: final-episode return of every seed of every variant over its mean and "
           "95% CI, per protocol, with the paper's mean and std")),
+        after=("ablation",),
     ),
     NotebookSpec(
         "readings",
@@ -141,6 +149,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
           "candidate, its own seeds)"),
          (("figures/fig6_benchmarks.pdf", "figures/fig6_benchmarks.png"),
           "Figure 6: learning curves on each benchmark, mean and 95% CI band, thresholds")),
+        after=("ablation",),  # its CartPole cells are the main experiment's runs
     ),
     NotebookSpec(
         "statistics",
@@ -162,6 +171,7 @@ NOTEBOOKS: tuple[NotebookSpec, ...] = (
          (("paper/statistics_summary.csv",),
           "per protocol and variant: mean final return with t and bootstrap CIs, IQM, "
           "runs reaching 200 / 400 and Kaplan-Meier median episodes")),
+        after=("derivations", "ablation", "readings", "benchmarks"),
     ),
 )
 
@@ -303,8 +313,9 @@ class ProgressRelay:
     """
 
     def __init__(self, notebook: str, write: Callable[[str], Any] = print, *,
-                 every_s: float = PROGRESS_EVERY_S, poll_s: float = 1.0) -> None:
+                 every_s: float = PROGRESS_EVERY_S, poll_s: float = 1.0, export: bool = True) -> None:
         self.notebook, self.write, self.every_s, self.poll_s = notebook, write, every_s, poll_s
+        self.export = export  # False: the caller hands the kernel ``path`` (notebooks run at once)
         self.lines: list[str] = []
         self._state: dict[str, dict[str, Any]] = {}
         self._stop = threading.Event()
@@ -314,8 +325,9 @@ class ProgressRelay:
 
         fd, self.path = tempfile.mkstemp(prefix="pgsom-progress-", suffix=".jsonl")
         os.close(fd)
-        self._saved = os.environ.get(PROGRESS_FILE_ENV)
-        os.environ[PROGRESS_FILE_ENV] = self.path
+        if self.export:
+            self._saved = os.environ.get(PROGRESS_FILE_ENV)
+            os.environ[PROGRESS_FILE_ENV] = self.path
         self._offset = 0
         self._thread = threading.Thread(target=self._run, name="pgsom-progress", daemon=True)
         self._thread.start()
@@ -327,7 +339,9 @@ class ProgressRelay:
         self._stop.set()
         self._thread.join()
         self._read()  # what came after the last poll
-        if self._saved is None:
+        if not self.export:
+            pass
+        elif self._saved is None:
             os.environ.pop(PROGRESS_FILE_ENV, None)
         else:
             os.environ[PROGRESS_FILE_ENV] = self._saved
@@ -375,22 +389,32 @@ class ProgressRelay:
         self.write(line)
 
 
-def _kernel_manager_class():
+def _kernel_manager_class(env: Mapping[str, str] | None = None, started: list | None = None):
     """jupyter_client's KernelManager provisioning CurveZMQ keys where the kernelspec declares
     support (``transport_encryption="auto"``), so that the kernel does not warn "Kernel is
-    running over TCP without encryption"; the plain one where libzmq lacks CURVE."""
+    running over TCP without encryption"; the plain one where libzmq lacks CURVE. ``env``:
+    variables added to the kernel's environment (this process's otherwise); ``started``: a
+    list each manager appends itself to (to stop the kernels of an interrupted pipeline)."""
     import zmq
     from jupyter_client.manager import KernelManager
 
-    if not zmq.has("curve"):
-        return KernelManager
+    curve = zmq.has("curve")
+    extra = dict(env or {})
 
-    class EncryptedKernelManager(KernelManager):
+    class PipelineKernelManager(KernelManager):
         def __init__(self, **kwargs):
-            kwargs.setdefault("transport_encryption", "auto")
+            if curve:
+                kwargs.setdefault("transport_encryption", "auto")
             super().__init__(**kwargs)
+            if started is not None:
+                started.append(self)
 
-    return EncryptedKernelManager
+        async def _async_pre_start_kernel(self, **kw):
+            if extra:
+                kw["env"] = {**kw.get("env", os.environ), **extra}
+            return await super()._async_pre_start_kernel(**kw)
+
+    return PipelineKernelManager
 
 
 FIGURE_CALLS = ("save_figure", "savefig")
@@ -437,43 +461,68 @@ def _inspect(path: Path) -> dict[str, Any]:
     return pm.inspect_notebook(str(path))
 
 
+JOBS = 2
+"""Notebooks run at once by default (``--jobs``): one that computes on one core (the
+derivations, the figures, the statistics) beside one that trains on every core, whenever
+:attr:`NotebookSpec.after` allows; the outputs do not depend on it."""
+
+
+def check_jobs(jobs) -> int:
+    """``jobs`` (notebooks run at once) as an int >= 1, or a PipelineError naming it."""
+    if not (isinstance(jobs, int) and not isinstance(jobs, bool) and jobs >= 1):
+        raise PipelineError(f"jobs must be an int >= 1 (notebooks run at once), got {jobs!r}")
+    return jobs
+
+
 def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
                  out: str | Path | None = None, cache_dir: str | Path | None = None,
                  overrides: Mapping[str, Any] | None = None,
                  notebooks: Sequence[NotebookSpec] | None = None,
                  log: Callable[[str], Any] = print, progress_bar: bool = True,
-                 log_output: bool = False) -> list[Path]:
+                 log_output: bool = False, jobs: int = JOBS) -> list[Path]:
     """Run the notebooks of ``profile``; return the outputs written. See the module doc.
 
     ``overrides`` replace profile parameters in every notebook that declares them (papermill
-    is given only the parameters a notebook's ``parameters`` cell declares). ``progress_bar``:
-    papermill's cell counter; training progress is relayed through ``log`` (:class:`ProgressRelay`;
-    through ``tqdm.write`` when ``log`` is ``print`` and the cell counter is on, so the two do
-    not garble each other).
+    is given only the parameters a notebook's ``parameters`` cell declares). ``jobs``: at most
+    this many notebooks at once, each started (in :data:`NOTEBOOKS` order) once the selected
+    notebooks it comes :attr:`~NotebookSpec.after` have finished. ``progress_bar``:
+    papermill's cell counter (one notebook at a time only); training progress is relayed
+    through ``log`` (:class:`ProgressRelay`; through ``tqdm.write`` when ``log`` is ``print``
+    and the cell counter is on, so the two do not garble each other). A failing notebook
+    stops the pipeline once the notebooks running beside it end; an interruption stops their
+    kernels.
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
+    import concurrent.futures as cf
 
     notebooks = NOTEBOOKS if notebooks is None else notebooks
     if profile not in PROFILES:
         raise PipelineError(f"unknown profile {profile!r}; allowed: {list(PROFILES)}")
+    jobs = check_jobs(jobs)
     prof = PROFILES[profile]
     names = [nb.name for nb in notebooks]
     if only:
         unknown = [n for n in only if n not in names]
         if unknown:
             raise PipelineError(f"--only: unknown notebook(s) {unknown}; allowed: {names}")
+    for k, nb in enumerate(notebooks):
+        if any(n not in names[:k] for n in nb.after):
+            raise PipelineError(f"notebook {nb.name!r} comes after {list(nb.after)}: each must be a "
+                                f"notebook listed before it ({names[:k]})")
     selected = [nb for nb in notebooks if not only or nb.name in only]
     out_root = resolve_path(out if out is not None else prof.out)
     cache = resolve_path(cache_dir if cache_dir is not None else "results/cache")
     executed_dir = out_root / "paper" / "notebooks"
     executed_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
     t_start = time.time()
-    for k, spec in enumerate(selected, 1):
-        log(f"notebook {k}/{len(selected)}: {spec.name}  (profile {profile}, outputs under {out_root})")
-        if not spec.path.is_file():
-            raise PipelineError(f"notebook {spec.name!r}: source {spec.path} does not exist")
+    progress_bar = progress_bar and (jobs == 1 or len(selected) == 1)
+    write = log
+    if log is print and progress_bar:
+        from tqdm import tqdm
+
+        write = tqdm.write
+    kernels: list = []  # every kernel manager started, to stop them on an interruption
+
+    def run_one(spec: NotebookSpec) -> list[Path]:
         params = notebook_parameters(spec, prof, out_root, cache)
         params.update(overrides or {})
         declared = _inspect(spec.path)
@@ -482,36 +531,51 @@ def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
         params = {n: v for n, v in params.items() if n in declared}
         if dropped:
             log(f"  ({spec.name} does not declare {dropped}; not passed to it)")
-        target = executed_dir / f"{spec.name}.ipynb"
         t0 = time.time()
-        write = log
-        if log is print and progress_bar:
-            from tqdm import tqdm
-
-            write = tqdm.write
-        try:
-            with ProgressRelay(spec.name, write):
-                pm.execute_notebook(str(spec.path), str(target), parameters=params,
-                                    kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=progress_bar,
-                                    log_output=log_output, start_timeout=180,
-                                    execution_timeout=prof.cell_timeout_s,
-                                    kernel_manager_class=_kernel_manager_class())
-        except PapermillExecutionError as e:
-            if e.ename == "ParameterError":
-                raise PipelineError(f"notebook {spec.name!r}: bad parameter: {e.evalue}") from e
-            raise PipelineError(f"notebook {spec.name!r} failed in cell {e.exec_count}: "
-                                f"{e.ename}: {e.evalue}\n  (executed copy with the traceback: "
-                                f"{target})") from e
-        except Exception as e:  # kernel death, timeout, missing kernel...
-            raise PipelineError(f"notebook {spec.name!r} could not be executed: "
-                                f"{type(e).__name__}: {e}") from e
-        missing = figure_cells_without_image(target)
-        if missing:
-            raise PipelineError(f"notebook {spec.name!r}: figure cell(s) {missing} of {target} "
-                                "have no image/png output (the figure would not show)")
+        target = _execute(spec, params, executed_dir / f"{spec.name}.ipynb", prof, write, kernels,
+                          progress_bar=progress_bar, log_output=log_output)
         files = _check_outputs(spec, out_root, t0)
-        written += files + [target]
-        log(f"  done in {time.time() - t0:.0f} s: {len(files)} outputs checked")
+        log(f"  {spec.name} done in {time.time() - t0:.0f} s: {len(files)} outputs checked")
+        return files + [target]
+
+    chosen = {nb.name for nb in selected}
+    pending, running, done = list(selected), {}, {}
+    failure: BaseException | None = None
+    with cf.ThreadPoolExecutor(jobs, thread_name_prefix="pgsom-notebook") as pool:
+        try:
+            while pending or running:
+                while failure is None and len(running) < jobs:
+                    ready = next((nb for nb in pending if all(n in done or n not in chosen for n in nb.after)), None)
+                    if ready is None:
+                        break
+                    pending.remove(ready)
+                    if not ready.path.is_file():
+                        failure = PipelineError(f"notebook {ready.name!r}: source {ready.path} does not exist")
+                        break
+                    started = len(selected) - len(pending)
+                    log(f"notebook {started}/{len(selected)}: {ready.name}  (profile {profile}, outputs "
+                        f"under {out_root})")
+                    running[pool.submit(run_one, ready)] = ready
+                if not running:
+                    break
+                finished, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    spec = running.pop(fut)
+                    try:
+                        done[spec.name] = fut.result()
+                    except BaseException as e:  # noqa: BLE001 - the first failure is raised below
+                        failure = failure or e
+        except BaseException:  # an interruption: stop the kernels, so the notebooks end too
+            pending.clear()
+            for km in kernels:
+                try:
+                    km.shutdown_kernel(now=True)
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+            raise
+    if failure is not None:
+        raise failure
+    written = [p for nb in selected for p in done[nb.name]]
     written += write_provenance(out_root)
     if prof.update_readme and out_root.resolve() == REPO_ROOT.resolve():
         from pgsom.report import update_readme
@@ -523,6 +587,39 @@ def run_pipeline(profile: str = "full", *, only: Sequence[str] | None = None,
         log(f"README.md generated section {'updated' if changed else 'unchanged'}")
     log(f"pipeline {profile}: {len(selected)} notebooks in {time.time() - t_start:.0f} s")
     return written
+
+
+def _execute(spec: NotebookSpec, params: Mapping[str, Any], target: Path, prof: Profile, write,
+             kernels: list, *, progress_bar: bool, log_output: bool) -> Path:
+    """Execute ``spec`` into ``target`` (its training progress relayed through ``write``);
+    a PipelineError naming the notebook if it fails, or any figure cell shows no image."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    from pgsom.experiments import PROGRESS_FILE_ENV
+
+    try:
+        with ProgressRelay(spec.name, write, export=False) as relay:
+            pm.execute_notebook(str(spec.path), str(target), parameters=dict(params),
+                                kernel_name=KERNEL, cwd=str(REPO_ROOT), progress_bar=progress_bar,
+                                log_output=log_output, start_timeout=180,
+                                execution_timeout=prof.cell_timeout_s,
+                                kernel_manager_class=_kernel_manager_class({PROGRESS_FILE_ENV: relay.path},
+                                                                           kernels))
+    except PapermillExecutionError as e:
+        if e.ename == "ParameterError":
+            raise PipelineError(f"notebook {spec.name!r}: bad parameter: {e.evalue}") from e
+        raise PipelineError(f"notebook {spec.name!r} failed in cell {e.exec_count}: "
+                            f"{e.ename}: {e.evalue}\n  (executed copy with the traceback: "
+                            f"{target})") from e
+    except Exception as e:  # kernel death, timeout, missing kernel...
+        raise PipelineError(f"notebook {spec.name!r} could not be executed: "
+                            f"{type(e).__name__}: {e}") from e
+    missing = figure_cells_without_image(target)
+    if missing:
+        raise PipelineError(f"notebook {spec.name!r}: figure cell(s) {missing} of {target} "
+                            "have no image/png output (the figure would not show)")
+    return target
 
 
 def write_provenance(out_root: Path) -> list[Path]:
@@ -568,6 +665,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="override a notebook parameter in every notebook declaring it")
     parser.add_argument("--log-output", action="store_true", help="stream notebook output")
+    parser.add_argument("--jobs", type=int, default=JOBS,
+                        help=f"notebooks run at once when their order allows (default {JOBS})")
     args = parser.parse_args(argv)
     overrides = {}
     for item in args.set:
@@ -577,7 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides[name] = _parse_value(value)
     try:
         run_pipeline(args.profile, only=args.only, out=args.out, cache_dir=args.cache_dir,
-                     overrides=overrides, log_output=args.log_output)
+                     overrides=overrides, log_output=args.log_output, jobs=args.jobs)
     except PipelineError as e:
         print(f"pipeline FAILED: {e}", file=sys.stderr)
         return 1

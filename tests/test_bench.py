@@ -22,9 +22,11 @@ def test_ratios_are_computed_from_the_timings():
 
 
 def test_both_reproduce_scopes_are_reported():
-    text = bench.format_markdown(_report([bench.ReproduceTiming(110.0, 0.8, "issue10"),
-                                          bench.ReproduceTiming(170.0, 0.9, "full")]))
+    text = bench.format_markdown(_report([bench.ReproduceTiming(110.0, 0.8, "issue10", 1.5),
+                                          bench.ReproduceTiming(170.0, 0.9, "full", 1.75)]))
     assert "as it stood when the speed issue was filed" in text and ": 110 s" in text
     assert "as it stands" in text and ": 170 s" in text
+    assert "0.80 GB in one process, 1.50 GB in all its processes together" in text
+    assert "0.90 GB in one process, 1.75 GB" in text
     assert "protocols=" in " ".join(bench.ISSUE10_SCOPE) and "n_mc_ascent=2000" in bench.ISSUE10_SCOPE
     assert "readings" not in bench.ISSUE10_SCOPE and "statistics" in bench.ISSUE10_SCOPE  # the notebooks of then

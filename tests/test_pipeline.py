@@ -216,6 +216,41 @@ def test_pipeline_relays_training_progress_to_the_terminal(tmp_path):
     assert ex.PROGRESS_FILE_ENV not in __import__("os").environ  # restored
 
 
+def test_notebooks_run_two_at_once_in_the_order_after_allows(tmp_path):
+    """With jobs=2, a notebook with nothing to wait for runs beside a running one; one that
+    comes after another starts only when that one has finished; jobs=1 runs one at a time."""
+    def timed(name, seconds):
+        body = (f"import pathlib, time\nt0 = time.time()\ntime.sleep({seconds})\n"
+                f"pathlib.Path({str(tmp_path / name)!r}).write_text(f'{{t0}} {{time.time()}}')")
+        return str(_notebook(tmp_path / f"{name}.ipynb", body))
+
+    specs = [pl.NotebookSpec("slow", (), source=timed("slow", 4)),
+             pl.NotebookSpec("beside", (), source=timed("beside", 0)),
+             pl.NotebookSpec("later", (), source=timed("later", 0), after=("slow",))]
+
+    def spans():
+        return {n: tuple(map(float, (tmp_path / n).read_text().split())) for n in ("slow", "beside", "later")}
+
+    pl.run_pipeline("quick", out=tmp_path / "out", notebooks=specs, progress_bar=False, log=lambda s: None, jobs=2)
+    t = spans()
+    assert t["beside"][0] < t["slow"][1]  # ran while slow was running
+    assert t["later"][0] >= t["slow"][1]  # waited for slow
+    pl.run_pipeline("quick", out=tmp_path / "out", notebooks=specs, progress_bar=False, log=lambda s: None, jobs=1)
+    t = spans()
+    assert t["slow"][1] <= t["beside"][0] and t["beside"][1] <= t["later"][0]
+    with pytest.raises(pl.PipelineError, match="jobs must be an int >= 1 .* got 0"):
+        pl.run_pipeline("quick", out=tmp_path / "out", notebooks=specs, log=lambda s: None, jobs=0)
+    bad = [specs[2], specs[0]]  # 'later' listed before the notebook it comes after
+    with pytest.raises(pl.PipelineError, match="notebook 'later' comes after \\['slow'\\]"):
+        pl.run_pipeline("quick", out=tmp_path / "out", notebooks=bad, log=lambda s: None)
+    # every real notebook comes after notebooks listed before it, and statistics after the
+    # notebooks whose outputs it reads
+    names = [nb.name for nb in pl.NOTEBOOKS]
+    assert all(set(nb.after) <= set(names[:k]) for k, nb in enumerate(pl.NOTEBOOKS))
+    stats = pl.NOTEBOOKS[names.index("statistics")]
+    assert {"derivations", "ablation", "readings", "benchmarks"} <= set(stats.after)
+
+
 def test_progress_relay_lines_and_time_left(tmp_path):
     import json
     import os

@@ -65,27 +65,25 @@ _TANH_SMALL = 0.0625
 
 
 @njit(inline="always", **_JIT)
-def tanh_f32(z):
-    """tanh of a float32, computed in float64 with arithmetic only and rounded to float32.
-
-    |z| < 1/16: the odd Taylor series to z^7 (truncation < 1e-11 relative). Otherwise
-    ``sign(z) (1 - e) / (1 + e)`` with ``e = exp(-2|z|)``, the exponential by range reduction
-    (``y = k ln2 + r``, |r| <= ln2/2, ln 2 in two parts) and its Taylor series to r^9 (< 1e-11), times
-    ``2^-k`` built from exact powers of two; |z| >= 9.1 gives +-1 (tanh rounds to 1 in float32
-    there). Within one float32 ulp of the exact tanh (tested on a dense grid), the same bits on
-    every machine (no library call, no fast-math), and free of calls, so loops over hidden units
-    vectorise.
-    """
-    x = np.float64(z)
-    ax = abs(x)
-    x2 = x * x
-    small = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))))
-    y = 2.0 * min(ax, 9.1)
+def _tanh_reduce(x):
+    """``y = 2 min(|x|, 9.1) = k ln2 + r``: returns (r, k), |r| <= ln2 / 2."""
+    y = 2.0 * min(abs(x), 9.1)
     k = np.int32(y * _INV_LN2 + 0.5)  # y >= 0: truncation rounds to nearest (int32: vectorisable)
     kf = np.float64(k)
-    r = (y - kf * _LN2_HI) - kf * _LN2_LO
-    er = 1.0 + r * (-1.0 + r * (1.0 / 2 + r * (-1.0 / 6 + r * (1.0 / 24 + r * (-1.0 / 120 + r * (
+    return (y - kf * _LN2_HI) - kf * _LN2_LO, k
+
+
+@njit(inline="always", **_JIT)
+def _tanh_exp_poly(r):
+    """exp(-r) by its Taylor series to r^9 (Horner)."""
+    return 1.0 + r * (-1.0 + r * (1.0 / 2 + r * (-1.0 / 6 + r * (1.0 / 24 + r * (-1.0 / 120 + r * (
         1.0 / 720 + r * (-1.0 / 5040 + r * (1.0 / 40320 + r * (-1.0 / 362880)))))))))
+
+
+@njit(inline="always", **_JIT)
+def _tanh_finish(x, er, k):
+    """tanh from ``er = exp(-r)`` and ``k``: ``e = exp(-y) = er 2^-k``, then
+    ``sign(x) (1 - e) / (1 + e)``, or the odd series for |x| < 1/16; rounded to float32."""
     scale = 1.0
     scale *= 0.5 if (k & 1) else 1.0
     scale *= 0.25 if (k & 2) else 1.0
@@ -95,7 +93,43 @@ def tanh_f32(z):
     e = er * scale  # exp(-y) = exp(-r) 2^-k, k <= 26
     large = (1.0 - e) / (1.0 + e)
     large = math.copysign(large, x)
-    return np.float32(small if ax < _TANH_SMALL else large)
+    x2 = x * x
+    small = x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 + x2 * (-17.0 / 315.0))))
+    return np.float32(small if abs(x) < _TANH_SMALL else large)
+
+
+@njit(inline="always", **_JIT)
+def tanh_f32(z):
+    """tanh of a float32, computed in float64 with arithmetic only and rounded to float32.
+
+    |z| < 1/16: the odd Taylor series to z^7 (truncation < 1e-11 relative). Otherwise
+    ``sign(z) (1 - e) / (1 + e)`` with ``e = exp(-2|z|)``, the exponential by range reduction
+    (``y = k ln2 + r``, |r| <= ln2/2, ln 2 in two parts) and its Taylor series to r^9 (< 1e-11), times
+    ``2^-k`` built from exact powers of two; |z| >= 9.1 gives +-1 (tanh rounds to 1 in float32
+    there). Within one float32 ulp of the exact tanh (tested on a dense grid), the same bits on
+    every machine (no library call, no fast-math), and free of calls, so loops over hidden units
+    vectorise. :func:`tanh_f32_inplace` computes it over an array in stages (the same
+    operations on each element, so the same bits).
+    """
+    x = np.float64(z)
+    r, k = _tanh_reduce(x)
+    return _tanh_finish(x, _tanh_exp_poly(r), k)
+
+
+@njit(inline="always", **_JIT)
+def tanh_f32_inplace(z, rbuf, kbuf):
+    """``z[j] = tanh_f32(z[j])`` for a float32 array, in three loops over the elements (range
+    reduction, polynomial, the rest) with ``rbuf`` (float64) and ``kbuf`` (int32) of z's size
+    as scratch: each loop body is short, so the processor overlaps many elements' dependency
+    chains (about 1.2x faster than one loop over :func:`tanh_f32` on 64 units); the bits are
+    :func:`tanh_f32`'s (tested)."""
+    n = z.shape[0]
+    for j in range(n):
+        rbuf[j], kbuf[j] = _tanh_reduce(np.float64(z[j]))
+    for j in range(n):
+        rbuf[j] = _tanh_exp_poly(rbuf[j])
+    for j in range(n):
+        z[j] = _tanh_finish(np.float64(z[j]), rbuf[j], kbuf[j])
 
 
 LANES = 8
@@ -127,13 +161,14 @@ def _lane_sum(part, k):
 
 
 @njit(inline="always", **_JIT)
-def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part):
+def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part, rbuf, kbuf):
     """float32 forward of one observation ``x`` (O): ``act_out`` (H) = tanh(W1 x + b1),
     ``logit_out`` (A) = W2 act + b2.
 
     ``z_j = (((b1_j + x_0 W1_j0) + x_1 W1_j1) + ...)`` in that order; ``l_k = b2_k + S_k`` with
     ``S_k`` the sum over hidden units in :data:`LANES` interleaved partial sums (``part`` (A, 8)
-    scratch), added by :func:`_lane_sum`, then the units left over in order."""
+    scratch), added by :func:`_lane_sum`, then the units left over in order. ``rbuf``, ``kbuf``
+    (H): :func:`tanh_f32_inplace`'s scratch."""
     obs_size, hidden = w1t.shape[0], w1t.shape[1]
     n_actions = w2.shape[0]
     for j in range(hidden):
@@ -142,8 +177,7 @@ def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part):
         xi = x[i]
         for j in range(hidden):
             act_out[j] = act_out[j] + xi * w1t[i, j]
-    for j in range(hidden):
-        act_out[j] = tanh_f32(act_out[j])
+    tanh_f32_inplace(act_out, rbuf, kbuf)
     head = hidden - hidden % LANES
     for k in range(n_actions):
         for lane in range(LANES):
@@ -194,6 +228,7 @@ def _rollout_row(r, theta, state, uniforms, active, hidden, consts, max_steps, o
     w1t, b1 = np.empty((4, hidden), np.float32), np.empty(hidden, np.float32)
     w2, b2 = np.empty((n_actions, hidden), np.float32), np.empty(n_actions, np.float32)
     part = np.empty((n_actions, LANES), np.float32)
+    rbuf, kbuf = np.empty(hidden), np.empty(hidden, np.int32)  # tanh's scratch
     steps = 0
     if active[r]:
         s0, s1, s2, s3 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
@@ -202,7 +237,7 @@ def _rollout_row(r, theta, state, uniforms, active, hidden, consts, max_steps, o
             x[0], x[1], x[2], x[3] = np.float32(s0), np.float32(s1), np.float32(s2), np.float32(s3)
             for i in range(4):
                 obs_out[r, t, i] = x[i]
-            _policy(w1t, b1, w2, b2, x, act_out[r, t], logit_out[r, t], part)
+            _policy(w1t, b1, w2, b2, x, act_out[r, t], logit_out[r, t], part, rbuf, kbuf)
             a = _sample(logit_out[r, t], uniforms[r, t], probs)
             actions_out[r, t] = a
             force = force_mag if a == 1 else -force_mag
@@ -250,10 +285,11 @@ def _forward_row(i, theta, obs, lengths, rows, act_out, logit_out):
     w1t, b1 = np.empty((obs_size, hidden), np.float32), np.empty(hidden, np.float32)
     w2, b2 = np.empty((n_actions, hidden), np.float32), np.empty(n_actions, np.float32)
     part = np.empty((n_actions, LANES), np.float32)
+    rbuf, kbuf = np.empty(hidden), np.empty(hidden, np.int32)  # tanh's scratch
     r = rows[i]
     _unpack(theta[i], obs_size, hidden, n_actions, w1t, b1, w2, b2)
     for t in range(lengths[r]):
-        _policy(w1t, b1, w2, b2, obs[r, t], act_out[i, t], logit_out[i, t], part)
+        _policy(w1t, b1, w2, b2, obs[r, t], act_out[i, t], logit_out[i, t], part, rbuf, kbuf)
 
 
 @njit(**_JIT)
@@ -547,22 +583,33 @@ def _empirical_fvp_row(i, scores, lengths, rows, v, out):
     """Row ``i`` of :func:`empirical_fvp`."""
     d = scores.shape[2]
     acc = np.empty(d)
-    part = np.empty(8)
+    vd = np.empty(d)  # v in float64
+    prod = np.empty(d)  # s_t,q v_q
     head = d - d % 8
     n = lengths[rows[i]]
-    acc[:] = 0.0
-    vi = v[i]
+    for q in range(d):
+        acc[q] = 0.0
+        vd[q] = np.float64(v[i, q])
     for t in range(n):
         s = scores[i, t]
-        # s . v in eight interleaved partial sums, added in a fixed order (vectorisable,
-        # and the same bits on every instruction set)
-        part[:] = 0.0
+        for q in range(d):
+            prod[q] = np.float64(s[q]) * vd[q]
+        # s . v in eight interleaved partial sums (p_k: the products k, k + 8, ...), added in a
+        # fixed order: the products vectorise, the eight sums too, and the bits are the same
+        # on every instruction set
+        p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0
         for q0 in range(0, head, 8):
-            for lane in range(8):
-                part[lane] += np.float64(s[q0 + lane]) * np.float64(vi[q0 + lane])
-        dot = ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]))
+            p0 = p0 + prod[q0]
+            p1 = p1 + prod[q0 + 1]
+            p2 = p2 + prod[q0 + 2]
+            p3 = p3 + prod[q0 + 3]
+            p4 = p4 + prod[q0 + 4]
+            p5 = p5 + prod[q0 + 5]
+            p6 = p6 + prod[q0 + 6]
+            p7 = p7 + prod[q0 + 7]
+        dot = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
         for q in range(head, d):
-            dot += np.float64(s[q]) * np.float64(vi[q])
+            dot += prod[q]
         c = dot / n
         for q in range(d):
             acc[q] += c * s[q]
