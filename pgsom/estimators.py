@@ -35,6 +35,8 @@ unbiasedness on a linear-Gaussian bandit.
 
 from __future__ import annotations
 
+import functools
+
 from typing import NamedTuple
 
 import torch
@@ -95,7 +97,7 @@ def compute_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float, kin
         # T <= 1000 (0.5^1000 ~ 1e-301); smaller gammas use the recursion below.
         # Python's float power per index: the same bits for step t whatever the padded length T
         # (torch's vectorised pow rounds the tail of a vector differently from its body).
-        disc = torch.tensor([gamma**k for k in range(r.shape[1])], dtype=torch.float64)
+        disc = _discounts(gamma, r.shape[1])
         return (r * disc).flip(1).cumsum(1).flip(1) / disc * mask
     out = torch.zeros_like(r)
     running = torch.zeros(r.shape[0], dtype=torch.float64)
@@ -103,6 +105,13 @@ def compute_returns(rewards: torch.Tensor, mask: torch.Tensor, gamma: float, kin
         running = r[:, k] + gamma * running
         out[:, k] = running
     return out * mask
+
+
+@functools.lru_cache(maxsize=64)
+def _discounts(gamma: float, steps: int) -> torch.Tensor:
+    """``[gamma**0, ..., gamma**(steps - 1)]`` (float64; Python's power per index, see
+    :func:`compute_returns`), computed once per (gamma, steps): callers must not write to it."""
+    return torch.tensor([gamma**k for k in range(steps)], dtype=torch.float64)
 
 
 def init_baseline(n_runs: int, horizon: int) -> BaselineState:

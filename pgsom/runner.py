@@ -271,10 +271,12 @@ def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarr
                             torch.from_numpy(mask.astype(np.float32)), torch.from_numpy(mask))
 
 
-def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
-    if len(index) == batch.mask.shape[0] and bool((index == torch.arange(len(index))).all()):
+def _select(batch: est.EpisodeBatch, rows: slice | torch.Tensor) -> est.EpisodeBatch:
+    """The group's rows of ``batch``: views for a ``slice`` (a group of consecutive runs),
+    copies for an index tensor."""
+    if isinstance(rows, slice) and rows.start == 0 and rows.stop == batch.mask.shape[0]:
         return batch  # the group is the whole batch
-    return est.EpisodeBatch(*(x[index] for x in batch))
+    return est.EpisodeBatch(*(x[rows] for x in batch))
 
 
 def _draw(gens: Sequence[np.random.Generator], out: np.ndarray) -> np.ndarray:
@@ -321,11 +323,14 @@ class VariantGroup:
     theta: torch.Tensor
     horizon: int
     fused: FusedBuffers | None = None  # the kernel's episode storage (backend "fused")
+    rows: slice | torch.Tensor = field(init=False)  # ``index`` as a slice when its runs are consecutive
     rule: object = field(init=False)
     state: object = field(init=False)
     baseline: est.BaselineState | est.RunningMeanState = field(init=False)  # of algo.baseline_kind
 
     def __post_init__(self) -> None:
+        ix = self.index.tolist()
+        self.rows = slice(ix[0], ix[-1] + 1) if ix == list(range(ix[0], ix[0] + len(ix))) else self.index
         self.rule = make_rule(self.algo)
         self.state = self.rule.init(self.theta[self.index])
         if self.algo.baseline_kind == "running_mean":
@@ -526,6 +531,7 @@ def _train(runs: list[RunSpec], first: RunConfig, progress, split: fused.RowSpli
     diverged_at = np.full(n, -1, np.int64)
     alive = np.ones(n, bool)
     action_gens = [s.actions for s in streams]
+    group_probes = [[streams[i].probes for i in g.index.tolist()] for g in groups]
     draw, uniforms = _noise(spec, n, horizon)
     report = progress if callable(progress) else None
     desc = progress if isinstance(progress, str) else f"training {n} runs"
@@ -538,10 +544,10 @@ def _train(runs: list[RunSpec], first: RunConfig, progress, split: fused.RowSpli
         out["episode_length"][:, ep] = lengths
         out["episode_return"][alive, ep] = batch.rewards.double().sum(1).numpy()[alive]
         alive_t = torch.from_numpy(alive)
-        for g in groups:
+        for g, probes in zip(groups, group_probes):
             t0 = time.perf_counter()
             idx = g.index
-            norm, clipped, diverged = g.learn(_select(batch, idx), [streams[i].probes for i in idx], alive_t[idx])
+            norm, clipped, diverged = g.learn(_select(batch, g.rows), probes, alive_t[idx])
             rows = idx.numpy()
             out["grad_norm"][rows, ep] = np.where(alive[rows], norm.double().numpy(), np.nan)
             out["clipped"][rows, ep] = clipped.numpy()
