@@ -296,8 +296,8 @@ def format_markdown(report: BenchReport) -> str:
                 "derivations' ascent check at its sample size then, without the later readings "
                 "notebook (`pgsom.bench.ISSUE10_SCOPE`)"
                 if rp.scope == "issue10" else
-                "as it stands: also the `replication` protocol of the claims report and the readings "
-                "study")
+                "as it stands: also the `replication` protocol of the claims report, the readings "
+                "study and the benchmarks study")
         lines += ["", f"**Cold `make reproduce`** {what} (every notebook, every run trained, empty "
                       f"cache, up to {JOBS} notebooks at once): {rp.seconds:.0f} s; peak resident memory "
                       f"{rp.peak_rss_gb:.2f} GB in one process, {rp.peak_total_rss_gb:.2f} GB in all its "

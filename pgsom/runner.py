@@ -271,12 +271,12 @@ def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarr
                             torch.from_numpy(mask.astype(np.float32)), torch.from_numpy(mask))
 
 
-def _select(batch: est.EpisodeBatch, rows: slice | torch.Tensor) -> est.EpisodeBatch:
-    """The group's rows of ``batch``: views for a ``slice`` (a group of consecutive runs),
-    copies for an index tensor."""
-    if isinstance(rows, slice) and rows.start == 0 and rows.stop == batch.mask.shape[0]:
+def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
+    """The group's rows of ``batch``, copied: fresh contiguous tensors, the same layout
+    whatever the group's position in the batch."""
+    if len(index) == batch.mask.shape[0] and bool((index == torch.arange(len(index))).all()):
         return batch  # the group is the whole batch
-    return est.EpisodeBatch(*(x[rows] for x in batch))
+    return est.EpisodeBatch(*(x[index] for x in batch))
 
 
 def _draw(gens: Sequence[np.random.Generator], out: np.ndarray) -> np.ndarray:
@@ -323,14 +323,11 @@ class VariantGroup:
     theta: torch.Tensor
     horizon: int
     fused: FusedBuffers | None = None  # the kernel's episode storage (backend "fused")
-    rows: slice | torch.Tensor = field(init=False)  # ``index`` as a slice when its runs are consecutive
     rule: object = field(init=False)
     state: object = field(init=False)
     baseline: est.BaselineState | est.RunningMeanState = field(init=False)  # of algo.baseline_kind
 
     def __post_init__(self) -> None:
-        ix = self.index.tolist()
-        self.rows = slice(ix[0], ix[-1] + 1) if ix == list(range(ix[0], ix[0] + len(ix))) else self.index
         self.rule = make_rule(self.algo)
         self.state = self.rule.init(self.theta[self.index])
         if self.algo.baseline_kind == "running_mean":
@@ -547,7 +544,7 @@ def _train(runs: list[RunSpec], first: RunConfig, progress, split: fused.RowSpli
         for g, probes in zip(groups, group_probes):
             t0 = time.perf_counter()
             idx = g.index
-            norm, clipped, diverged = g.learn(_select(batch, g.rows), probes, alive_t[idx])
+            norm, clipped, diverged = g.learn(_select(batch, idx), probes, alive_t[idx])
             rows = idx.numpy()
             out["grad_norm"][rows, ep] = np.where(alive[rows], norm.double().numpy(), np.nan)
             out["clipped"][rows, ep] = clipped.numpy()

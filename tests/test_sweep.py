@@ -302,8 +302,8 @@ CHILD = VARIANTS_SRC + textwrap.dedent("""
         return out
 
     runner.train_runs = slow
-    sweep.run_sweep(VARIANTS, %d, root_seed=%d, store=ResultStore(sys.argv[1]), max_workers=1,
-                    runs_per_shard=2, progress=False)
+    sweep.run_sweep(VARIANTS, %d, root_seed=%d, store=ResultStore(sys.argv[1]), max_workers=2,
+                    runs_per_shard=2, progress=False)  # the default local sweep: 2 threads
     print("finished")
 """)
 
@@ -326,9 +326,10 @@ def test_a_killed_sweep_resumes_to_the_same_bytes(tmp_path, monkeypatch, referen
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
     saved = set(store.keys())
     assert 4 <= len(saved) < total
-    # what the kill lost: at most the one shard in flight (2 runs), not everything trained
+    # what the kill lost: at most the shards in flight (one per thread, 2 runs each), not
+    # everything trained
     trained_before = sum(int(n) for n in marker.read_text().split())
-    assert trained_before - len(saved) <= 2, (trained_before, len(saved))
+    assert trained_before - len(saved) <= 4, (trained_before, len(saved))
 
     trained = []
     original = runner.train_runs
