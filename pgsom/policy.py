@@ -182,6 +182,14 @@ def _tanh(x: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.tanh(x.numpy()))
 
 
+def _transposed(w: torch.Tensor) -> torch.Tensor:
+    """``W^T`` of batched weights ``(R, out, in)`` as a contiguous ``(R, in, out)`` tensor. A
+    product with the transposed *view* rounds some rows differently with the number of rows
+    (the padded episode length), which made a run's numbers depend on its batch; with a
+    contiguous operand each row's product is the same whatever the padding (tested)."""
+    return w.transpose(1, 2).contiguous()
+
+
 def forward(spec: PolicySpec, theta: torch.Tensor, obs: torch.Tensor) -> Forward:
     """Logits and log-probabilities for ``obs`` of shape ``(R, T, obs_size)``; for the Gaussian
     head the mean (in ``logits``) and ``log_std`` (a copy of theta's, differentiable)."""
@@ -189,7 +197,7 @@ def forward(spec: PolicySpec, theta: torch.Tensor, obs: torch.Tensor) -> Forward
     x, inputs = obs, []
     for k, (w, b) in enumerate(layers):
         inputs.append(x)
-        x = bmm(x, w.transpose(1, 2)) + b.unsqueeze(1)
+        x = bmm(x, _transposed(w)) + b.unsqueeze(1)
         if k < len(layers) - 1:
             x = _tanh(x)
     if spec.gaussian:
@@ -278,9 +286,9 @@ def logits_jvp(spec: PolicySpec, theta: torch.Tensor, fwd: Forward, tangent: tor
     dx = None
     for k, ((w, _), (dw, db)) in enumerate(zip(layers, dlayers)):
         x = fwd.inputs[k]
-        dpre = bmm(x, dw.transpose(1, 2)) + db.unsqueeze(1)
+        dpre = bmm(x, _transposed(dw)) + db.unsqueeze(1)
         if dx is not None:
-            dpre = dpre + bmm(dx, w.transpose(1, 2))
+            dpre = dpre + bmm(dx, _transposed(w))
         if k < len(layers) - 1:
             out = fwd.inputs[k + 1]
             dx = (out * out).neg_().add_(1).mul_(dpre)
