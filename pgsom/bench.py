@@ -228,9 +228,8 @@ def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print, sco
         while proc.poll() is None:  # the resident memory of the pipeline's process tree
             try:
                 tree = psutil.Process(proc.pid)
-                rss = tree.memory_info().rss + sum(_rss(c) for c in tree.children(recursive=True))
-                total = max(total, rss)
-            except psutil.Error:
+                total = max(total, _rss(tree) + sum(_rss(c) for c in tree.children(recursive=True)))
+            except psutil.Error:  # the pipeline ended meanwhile
                 pass
             time.sleep(0.25)
         seconds = time.perf_counter() - t0

@@ -339,12 +339,11 @@ class ProgressRelay:
         self._stop.set()
         self._thread.join()
         self._read()  # what came after the last poll
-        if not self.export:
-            pass
-        elif self._saved is None:
-            os.environ.pop(PROGRESS_FILE_ENV, None)
-        else:
-            os.environ[PROGRESS_FILE_ENV] = self._saved
+        if self.export:  # restore the variable as it was
+            if self._saved is None:
+                os.environ.pop(PROGRESS_FILE_ENV, None)
+            else:
+                os.environ[PROGRESS_FILE_ENV] = self._saved
         Path(self.path).unlink(missing_ok=True)
 
     def _run(self) -> None:
