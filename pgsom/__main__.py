@@ -65,7 +65,7 @@ def _train_parser(sub) -> None:
 
 
 def _bench_parser(sub) -> None:
-    from pgsom.bench import BASELINE_COMMIT
+    from pgsom.bench import BASELINE_COMMIT, REPEATS
 
     p = sub.add_parser("bench", help="ratios against a sequential REINFORCE and an earlier runner")
     p.add_argument("--methods", default="pg,hessian,rk", help="comma-separated methods of the sweep comparison")
@@ -74,8 +74,11 @@ def _bench_parser(sub) -> None:
     p.add_argument("--ref-runs", type=_positive_int, default=2, help="sequential REINFORCE runs (default 2)")
     p.add_argument("--commit", default=BASELINE_COMMIT, help=f"earlier runner to compare with (default {BASELINE_COMMIT})")
     p.add_argument("--workers", type=_positive_int, default=None, help="processes (default: cores)")
+    p.add_argument("--repeats", type=_positive_int, default=REPEATS,
+                   help=f"timings of each program, alternating (default {REPEATS}); the medians are reported")
     p.add_argument("--cold-reproduce", action="store_true",
-                   help="also time the full pipeline cold (empty cache, scratch output root)")
+                   help="also time the pipeline cold (empty cache, scratch output root): the speed issue's "
+                        "scope --repeats times, the whole pipeline once, compared with the committed outputs")
     p.add_argument("--markdown", type=Path, default=None, help="also write the results as markdown")
     p.add_argument("--readme", type=Path, default=None,
                    help="also put the results into this README between <!-- BEGIN/END PERFORMANCE -->")
@@ -155,7 +158,7 @@ def cmd_bench(args) -> int:
         print(f"error: --methods: unknown {unknown}; allowed: {list(METHODS)}", file=sys.stderr)
         return 2
     report = run_bench(methods, args.seeds, args.episodes, args.ref_runs, args.commit, args.workers,
-                       args.cold_reproduce, log=lambda m: print(m, file=sys.stderr, flush=True))
+                       args.cold_reproduce, log=lambda m: print(m, file=sys.stderr, flush=True), repeats=args.repeats)
     text = format_markdown(report)
     print(text)
     from pgsom.report import update_readme

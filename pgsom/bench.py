@@ -11,13 +11,21 @@
    runs per second.
 2. **Against the runner of an earlier commit** (default ``83d5a80``, the runner before the fused
    kernel), checked out into a scratch git worktree: the same sweep (``N`` seeds x ``E``
-   episodes of each method, every core, no cache) run by a small driver script once
-   with that tree's ``pgsom`` and once with this one; reported: environment steps per second of
-   the whole machine and their ratio, per method.
+   episodes of each method, every core, no cache) run by a small driver script with that
+   tree's ``pgsom`` and with this one, ``repeats`` times each, alternating (old, new, old,
+   new, ...); reported: environment steps per second of the whole machine from the median
+   time of each, their ratio, and the range of the ratios of the back-to-back pairs, per
+   method. Each runner must take the same environment steps in every repeat (its runs are
+   seeded), or the bench stops.
 3. Optionally (``--cold-reproduce``) the cold ``make reproduce`` pipeline into a scratch output
-   root with an empty cache: its wall time and the peak resident memory of its processes.
+   root with an empty cache: the speed issue's scope (:data:`ISSUE10_SCOPE`) ``repeats`` times
+   (median and range of the wall time) and the whole pipeline once, with the peak resident
+   memory of its processes. The whole pipeline's outputs are then compared byte for byte with
+   the committed ones (:func:`pgsom.verify.compare_files`, what ``make verify`` compares), so a
+   bench run is also a cold rebuild check.
 
-Timings are for this machine under whatever else it runs; the ratios are what the README
+Timings are for this machine under whatever else it runs (on a shared 2-core machine they move
+by 10-30% from minute to minute: hence the repeats and medians); the ratios are what the README
 reports, and no test checks a time.
 """
 
@@ -62,39 +70,62 @@ class SequentialTiming(NamedTuple):
     mean_last50: float  # mean return of the last 50 episodes, averaged over the runs
 
 
+def median(xs) -> float:
+    return float(np.median(np.asarray(xs, dtype=float)))
+
+
 class TrainTiming(NamedTuple):
     seeds: int
     episodes: int
-    seconds: float
+    seconds: tuple[float, ...]  # one per repeat
+
+    @property
+    def median_seconds(self) -> float:
+        return median(self.seconds)
 
 
 class SweepRow(NamedTuple):
+    """One method's sweep, timed ``len(old_seconds)`` times with each runner (alternating)."""
+
     method: str
     seeds: int
     episodes: int
-    old_seconds: float
+    old_seconds: tuple[float, ...]
     old_steps: int
-    new_seconds: float
+    new_seconds: tuple[float, ...]
     new_steps: int
 
     @property
     def old_rate(self) -> float:
-        return self.old_steps / self.old_seconds
+        """Environment steps per second at the median time."""
+        return self.old_steps / median(self.old_seconds)
 
     @property
     def new_rate(self) -> float:
-        return self.new_steps / self.new_seconds
+        return self.new_steps / median(self.new_seconds)
 
     @property
     def ratio(self) -> float:
+        """The ratio of the median rates."""
         return self.new_rate / self.old_rate
+
+    @property
+    def pair_ratios(self) -> tuple[float, ...]:
+        """The ratio of each back-to-back (old, new) pair."""
+        return tuple((self.new_steps / n) / (self.old_steps / o) for o, n in zip(self.old_seconds, self.new_seconds))
 
 
 class ReproduceTiming(NamedTuple):
-    seconds: float
-    peak_rss_gb: float  # the largest process
+    seconds: tuple[float, ...]  # one per cold run
+    peak_rss_gb: float  # the largest process, over the runs
     scope: str = "full"  # "full": make reproduce as it stands; "issue10": the speed issue's scope
     peak_total_rss_gb: float = float("nan")  # all its processes together (notebooks run at once)
+    identical: int = -1  # committed files the rebuild wrote byte for byte (-1: not compared)
+    differ: tuple[str, ...] = ()  # committed files it wrote otherwise, or did not write, or extra
+
+    @property
+    def median_seconds(self) -> float:
+        return median(self.seconds)
 
 
 ISSUE10_SCOPE = ("--only", "derivations", "ablation", "main_results", "statistics",
@@ -116,7 +147,7 @@ class BenchReport(NamedTuple):
     @property
     def run_ratio(self) -> float:
         """Runs per second of ``pgsom train`` over those of the sequential loop."""
-        return (self.train.seeds / self.train.seconds) / (self.sequential.runs / self.sequential.seconds)
+        return (self.train.seeds / self.train.median_seconds) / (self.sequential.runs / self.sequential.seconds)
 
 
 def sequential_reinforce(episodes: int, seed: int, lr: float = 0.002, gamma: float = 0.99) -> tuple[float, float]:
@@ -170,14 +201,18 @@ def time_sequential(runs: int, episodes: int) -> SequentialTiming:
     return SequentialTiming(runs, episodes, sum(s for s, _ in out), float(np.mean([m for _, m in out])))
 
 
-def time_train(seeds: int, episodes: int, workers: int, log=print) -> TrainTiming:
-    """Wall time of ``python -m pgsom train --method pg`` in a fresh process (no cache)."""
+def time_train(seeds: int, episodes: int, workers: int, log=print, repeats: int = 1) -> TrainTiming:
+    """Wall time of ``python -m pgsom train --method pg`` in a fresh process (no cache), ``repeats``
+    times."""
     cmd = [sys.executable, "-m", "pgsom", "train", "--method", "pg", "--seeds", str(seeds),
            "--episodes", str(episodes), "--eval-episodes", "0", "--workers", str(workers), "--no-cache"]
-    log("bench: " + " ".join(cmd[1:]))
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True)
-    return TrainTiming(seeds, episodes, time.perf_counter() - t0)
+    seconds = []
+    for k in range(repeats):
+        log(f"bench: ({k + 1}/{repeats}) " + " ".join(cmd[1:]))
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=REPO, capture_output=True, text=True)
+        seconds.append(time.perf_counter() - t0)
+    return TrainTiming(seeds, episodes, tuple(seconds))
 
 
 def _driver(tree: Path, method: str, seeds: int, episodes: int, workers: int) -> dict:
@@ -189,8 +224,11 @@ def _driver(tree: Path, method: str, seeds: int, episodes: int, workers: int) ->
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def time_sweeps(methods, seeds: int, episodes: int, commit: str, workers: int, log=print) -> list[SweepRow]:
-    """The same sweep with ``commit``'s runner (scratch worktree) and with this tree's."""
+def time_sweeps(methods, seeds: int, episodes: int, commit: str, workers: int, log=print,
+                repeats: int = 1) -> list[SweepRow]:
+    """The same sweep with ``commit``'s runner (scratch worktree) and with this tree's, ``repeats``
+    times each, alternating. Raises RuntimeError if a runner's step count changes between
+    repeats (its runs are seeded: the same sweep must play the same episodes)."""
     scratch = Path(tempfile.mkdtemp(prefix="pgsom-bench-"))
     old = scratch / "old"
     subprocess.run(["git", "worktree", "add", "--detach", str(old), commit], cwd=REPO, check=True,
@@ -198,22 +236,36 @@ def time_sweeps(methods, seeds: int, episodes: int, commit: str, workers: int, l
     rows = []
     try:
         for m in methods:
-            log(f"bench: {m}, {seeds} seeds x {episodes} episodes: runner of {commit} ...")
-            a = _driver(old, m, seeds, episodes, workers)
-            log(f"bench: {m}: this tree ...")
-            b = _driver(REPO, m, seeds, episodes, workers)
-            rows.append(SweepRow(m, seeds, episodes, a["seconds"], a["env_steps"], b["seconds"], b["env_steps"]))
-            log(f"bench: {m}: {rows[-1].ratio:.1f}x env steps per second")
+            timed = {"old": [], "new": []}
+            steps = {"old": set(), "new": set()}
+            for k in range(repeats):
+                for side, tree in (("old", old), ("new", REPO)):
+                    log(f"bench: {m}, {seeds} seeds x {episodes} episodes ({k + 1}/{repeats}): "
+                        + (f"runner of {commit} ..." if side == "old" else "this tree ..."))
+                    out = _driver(tree, m, seeds, episodes, workers)
+                    timed[side].append(out["seconds"])
+                    steps[side].add(out["env_steps"])
+            for side, seen in steps.items():
+                if len(seen) != 1:
+                    raise RuntimeError(f"bench: the {side} runner took different step counts for {m} in "
+                                       f"its {repeats} repeats: {sorted(seen)}")
+            rows.append(SweepRow(m, seeds, episodes, tuple(timed["old"]), steps["old"].pop(),
+                                 tuple(timed["new"]), steps["new"].pop()))
+            log(f"bench: {m}: {rows[-1].ratio:.1f}x env steps per second (pairs: "
+                + ", ".join(f"{r:.1f}x" for r in rows[-1].pair_ratios) + ")")
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, capture_output=True)
         shutil.rmtree(scratch, ignore_errors=True)
     return rows
 
 
-def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print, scope: str = "full") -> ReproduceTiming:
+def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print, scope: str = "full",
+                        compare: bool = False) -> ReproduceTiming:
     """The full pipeline into ``scratch`` with an empty cache, in a child process (``scope``
     ``"issue10"``: with :data:`ISSUE10_SCOPE`). The peak resident memory is the largest of
-    the pipeline's processes (a notebook kernel: it trains in-process or drives the pool)."""
+    the pipeline's processes (a notebook kernel: it trains in-process or drives the pool), and
+    that of the whole process tree. ``compare``: then compare the committed outputs with the
+    rebuilt ones byte for byte (:func:`pgsom.verify.compare_files`; the full scope only)."""
     root = REPO / scratch
     shutil.rmtree(root, ignore_errors=True)
     cmd = [sys.executable, "-m", "pgsom.pipeline", "--profile", "full", "--out", str(root),
@@ -237,8 +289,23 @@ def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print, sco
             err.seek(0)
             raise RuntimeError(f"cold reproduce failed (exit {proc.returncode}): {err.read()[-2000:]}")
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    identical, differ = -1, ()
+    if compare:
+        from pgsom import verify
+
+        result = verify.compare_files(verify.committed_outputs(), REPO, root)
+        identical = len(result.identical)
+        differ = tuple(result.differ + result.missing + result.extra)
+        log(f"bench: the rebuild against the committed outputs: {result.report()}")
     shutil.rmtree(root, ignore_errors=True)
-    return ReproduceTiming(seconds, peak_kb / 1024**2, scope, total / 1024**3)
+    return ReproduceTiming((seconds,), peak_kb / 1024**2, scope, total / 1024**3, identical, differ)
+
+
+def repeat_cold_reproduce(repeats: int, log=print, scope: str = "issue10") -> ReproduceTiming:
+    """:func:`time_cold_reproduce` ``repeats`` times: every wall time, the largest memory."""
+    runs = [time_cold_reproduce(log=log, scope=scope) for _ in range(repeats)]
+    return ReproduceTiming(tuple(r.seconds[0] for r in runs), max(r.peak_rss_gb for r in runs), scope,
+                           max(r.peak_total_rss_gb for r in runs))
 
 
 def _rss(p) -> int:
@@ -250,46 +317,65 @@ def _rss(p) -> int:
         return 0
 
 
+REPEATS = 3
+"""Timings per program (the sweeps, ``pgsom train``, the issue-scope cold reproduce); the
+README reports their medians."""
+
+
 def run_bench(methods=("pg", "hessian", "rk"), seeds: int = 100, episodes: int = 500, ref_runs: int = 2,
               commit: str = BASELINE_COMMIT, workers: int | None = None, cold_reproduce: bool = False,
-              log=print) -> BenchReport:
+              log=print, repeats: int = REPEATS) -> BenchReport:
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     workers = workers or os.cpu_count() or 1
     log(f"bench: sequential REINFORCE, {ref_runs} runs x {episodes} episodes ...")
     seq = time_sequential(ref_runs, episodes)
-    train = time_train(seeds, episodes, workers, log)
-    sweeps = time_sweeps(methods, seeds, episodes, commit, workers, log)
-    rep = ([time_cold_reproduce(log=log, scope="issue10"), time_cold_reproduce(log=log, scope="full")]
+    train = time_train(seeds, episodes, workers, log, repeats)
+    sweeps = time_sweeps(methods, seeds, episodes, commit, workers, log, repeats)
+    rep = ([repeat_cold_reproduce(repeats, log, "issue10"), time_cold_reproduce(log=log, scope="full", compare=True)]
            if cold_reproduce else [])
     return BenchReport(seq, train, sweeps, commit, workers, rep)
 
 
+def _times(seconds) -> str:
+    """``"7.9 s"``, or ``"7.9 s (median of 7.6, 7.9, 8.4)"`` for repeats."""
+    if len(seconds) == 1:
+        return f"{seconds[0]:.1f} s"
+    return f"{median(seconds):.1f} s (median of {', '.join(f'{x:.1f}' for x in seconds)})"
+
+
 def format_markdown(report: BenchReport) -> str:
     s, t = report.sequential, report.train
+    n = len(report.sweeps[0].old_seconds) if report.sweeps else len(t.seconds)
     lines = [
         f"**Against an independent sequential REINFORCE** (pytorch/examples style: torch.optim.SGD, a "
         f"Categorical sample per step, gymnasium's CartPole-v1): {s.runs} runs x {s.episodes} episodes in "
         f"{s.seconds:.0f} s (mean of the last 50 returns {s.mean_last50:.0f}); `python -m pgsom train --method pg "
-        f"--seeds {t.seeds} --episodes {t.episodes} --workers {report.workers} --no-cache` in {t.seconds:.1f} s (a fresh process, "
-        f"{report.workers} cores): **{report.run_ratio:.3g}x** the runs per second.",
+        f"--seeds {t.seeds} --episodes {t.episodes} --workers {report.workers} --no-cache` in {_times(t.seconds)} "
+        f"(a fresh process, {report.workers} cores): **{report.run_ratio:.3g}x** the runs per second.",
         "",
         f"**Against the runner of commit {report.baseline_commit}** (before the fused kernel; a scratch worktree, "
         f"the same sweep driver on {report.workers} cores, no cache; that runner trains in {report.workers} worker "
         f"processes, this one as `pgsom.sweep.run_many` chooses for the fused kernel: {report.workers} threads "
-        f"of the driver process, one shard each at a time):",
+        f"of the driver process, one shard each at a time). Each sweep ran {n} time(s) with each runner, "
+        f"alternating; the seconds are the median run's, the ratio is that of the median rates, and the last "
+        f"column gives the ratios of the {n} back-to-back pairs:",
         "",
-        "| method | seeds x episodes | env steps (now) | before: s (M steps/s) | now: s (M steps/s) | ratio |",
-        "|---|---|---:|---:|---:|---:|",
+        "| method | seeds x episodes | env steps (now) | before: s (M steps/s) | now: s (M steps/s) | ratio | pairs |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in report.sweeps:
-        lines.append(f"| {r.method} | {r.seeds} x {r.episodes} | {r.new_steps:,} | {r.old_seconds:.1f} "
-                     f"({r.old_rate / 1e6:.2f}) | {r.new_seconds:.1f} ({r.new_rate / 1e6:.2f}) | **{r.ratio:.1f}x** |")
+        pairs = ", ".join(f"{x:.1f}x" for x in r.pair_ratios)
+        lines.append(f"| {r.method} | {r.seeds} x {r.episodes} | {r.new_steps:,} | {median(r.old_seconds):.1f} "
+                     f"({r.old_rate / 1e6:.2f}) | {median(r.new_seconds):.1f} ({r.new_rate / 1e6:.2f}) | "
+                     f"**{r.ratio:.1f}x** | {pairs} |")
     lines.append("")
     same = all(r.old_steps == r.new_steps for r in report.sweeps)
     lines.append("Both runners took exactly the same environment steps: the fused kernel's runs play the same "
                  "episodes as the earlier runner's (equal lengths, every episode of every run), so the ratio "
                  "compares the same work." if same else
                  "The env-step counts of the two runners differ (the kernel's rounding sent some runs down other "
-                 "episodes); the rates are per environment step.")
+                 "episodes); the rates are per environment step. Each runner took the same steps in every repeat.")
     for rp in report.reproduce:
         what = ("as it stood when the speed issue was filed: protocols `paper` and `powered`, the "
                 "derivations' ascent check at its sample size then, without the later readings "
@@ -297,8 +383,17 @@ def format_markdown(report: BenchReport) -> str:
                 if rp.scope == "issue10" else
                 "as it stands: also the `replication` protocol of the claims report, the readings "
                 "study and the benchmarks study")
-        lines += ["", f"**Cold `make reproduce`** {what} (every notebook, every run trained, empty "
-                      f"cache, up to {JOBS} notebooks at once): {rp.seconds:.0f} s; peak resident memory "
-                      f"{rp.peak_rss_gb:.2f} GB in one process, {rp.peak_total_rss_gb:.2f} GB in all its "
-                      f"processes together."]
+        took = (f"{rp.seconds[0]:.0f} s" if len(rp.seconds) == 1 else
+                f"{rp.median_seconds:.0f} s, the median of {len(rp.seconds)} cold runs "
+                f"({', '.join(f'{x:.0f}' for x in rp.seconds)} s)")
+        largest = " (the largest over the runs)" if len(rp.seconds) > 1 else ""
+        line = (f"**Cold `make reproduce`** {what} (every notebook, every run trained, empty "
+                f"cache, up to {JOBS} notebooks at once): {took}; peak resident memory "
+                f"{rp.peak_rss_gb:.2f} GB in one process, {rp.peak_total_rss_gb:.2f} GB in all its "
+                f"processes together{largest}.")
+        if rp.identical >= 0:
+            line += (f" Its outputs against the committed ones (`pgsom.verify.compare_files`, what `make verify` "
+                     f"compares): {rp.identical} files byte-identical, {len(rp.differ)} differ"
+                     + (": " + ", ".join(f"`{d}`" for d in rp.differ) if rp.differ else "") + ".")
+        lines += ["", line]
     return "\n".join(lines)

@@ -272,8 +272,9 @@ def rollout_fused(spec: PolicySpec, theta: torch.Tensor, env, uniforms: np.ndarr
 
 
 def _select(batch: est.EpisodeBatch, index: torch.Tensor) -> est.EpisodeBatch:
-    """The group's rows of ``batch``, copied: fresh contiguous tensors, the same layout
-    whatever the group's position in the batch."""
+    """The group's rows of ``batch``: fresh contiguous tensors (copies), the same layout
+    whatever the group's position in the batch; a group that is the whole batch, in order,
+    gets the batch itself (already contiguous, the same layout)."""
     if len(index) == batch.mask.shape[0] and bool((index == torch.arange(len(index))).all()):
         return batch  # the group is the whole batch
     return est.EpisodeBatch(*(x[index] for x in batch))

@@ -147,9 +147,9 @@ def test_tanh_is_correctly_rounded_on_a_dense_grid():
     @njit
     def staged(z):  # the rollout's array version, in blocks of 64 hidden units
         out = z.copy()
-        rbuf, kbuf = np.empty(64), np.empty(64, np.int32)
+        rbuf, sbuf = np.empty(64), np.empty(64, np.int64)
         for b in range(0, z.shape[0] - 63, 64):
-            fused.tanh_f32_inplace(out[b : b + 64], rbuf, kbuf)
+            fused.tanh_f32_inplace(out[b : b + 64], rbuf, sbuf)
         return out
 
     head = z.shape[0] - z.shape[0] % 64

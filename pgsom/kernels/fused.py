@@ -81,16 +81,23 @@ def _tanh_exp_poly(r):
 
 
 @njit(inline="always", **_JIT)
-def _tanh_finish(x, er, k):
-    """tanh from ``er = exp(-r)`` and ``k``: ``e = exp(-y) = er 2^-k``, then
-    ``sign(x) (1 - e) / (1 + e)``, or the odd series for |x| < 1/16; rounded to float32."""
+def _tanh_scale(k):
+    """``2^-k`` (0 <= k <= 26) as a product of exact powers of two."""
     scale = 1.0
     scale *= 0.5 if (k & 1) else 1.0
     scale *= 0.25 if (k & 2) else 1.0
     scale *= 0.0625 if (k & 4) else 1.0
     scale *= 0.00390625 if (k & 8) else 1.0
     scale *= 1.52587890625e-05 if (k & 16) else 1.0
-    e = er * scale  # exp(-y) = exp(-r) 2^-k, k <= 26
+    return scale
+
+
+@njit(inline="always", **_JIT)
+def _tanh_finish(x, er, scale):
+    """tanh from ``er = exp(-r)`` and ``scale = 2^-k``: ``e = exp(-y) = er 2^-k`` (exact: a
+    power of two, no underflow), then ``sign(x) (1 - e) / (1 + e)``, or the odd series for
+    |x| < 1/16; rounded to float32."""
+    e = er * scale
     large = (1.0 - e) / (1.0 + e)
     large = math.copysign(large, x)
     x2 = x * x
@@ -113,23 +120,26 @@ def tanh_f32(z):
     """
     x = np.float64(z)
     r, k = _tanh_reduce(x)
-    return _tanh_finish(x, _tanh_exp_poly(r), k)
+    return _tanh_finish(x, _tanh_exp_poly(r), _tanh_scale(k))
 
 
 @njit(inline="always", **_JIT)
-def tanh_f32_inplace(z, rbuf, kbuf):
+def tanh_f32_inplace(z, rbuf, sbuf):
     """``z[j] = tanh_f32(z[j])`` for a float32 array, in three loops over the elements (range
-    reduction, polynomial, the rest) with ``rbuf`` (float64) and ``kbuf`` (int32) of z's size
-    as scratch: each loop body is short, so the processor overlaps many elements' dependency
-    chains (about 1.2x faster than one loop over :func:`tanh_f32` on 64 units); the bits are
-    :func:`tanh_f32`'s (tested)."""
+    reduction; polynomial and ``2^-k``; the rest) with ``rbuf`` (float64) and ``sbuf`` (int64)
+    of z's size as scratch: each loop body is short, so the processor overlaps many elements'
+    dependency chains, and ``2^-k`` is built from its bits (``(1023 - k) << 52``, the same
+    number as :func:`_tanh_scale`'s product), which vectorises. About 1.3x faster than one loop
+    over :func:`tanh_f32` on 64 units; the bits are :func:`tanh_f32`'s (tested)."""
     n = z.shape[0]
+    scale = sbuf.view(np.float64)
     for j in range(n):
-        rbuf[j], kbuf[j] = _tanh_reduce(np.float64(z[j]))
+        rbuf[j], sbuf[j] = _tanh_reduce(np.float64(z[j]))  # sbuf: k
     for j in range(n):
         rbuf[j] = _tanh_exp_poly(rbuf[j])
+        sbuf[j] = (np.int64(1023) - sbuf[j]) << 52  # the bits of 2^-k
     for j in range(n):
-        z[j] = _tanh_finish(np.float64(z[j]), rbuf[j], kbuf[j])
+        z[j] = _tanh_finish(np.float64(z[j]), rbuf[j], scale[j])
 
 
 LANES = 8
@@ -161,13 +171,13 @@ def _lane_sum(part, k):
 
 
 @njit(inline="always", **_JIT)
-def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part, rbuf, kbuf):
+def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part, rbuf, sbuf):
     """float32 forward of one observation ``x`` (O): ``act_out`` (H) = tanh(W1 x + b1),
     ``logit_out`` (A) = W2 act + b2.
 
     ``z_j = (((b1_j + x_0 W1_j0) + x_1 W1_j1) + ...)`` in that order; ``l_k = b2_k + S_k`` with
     ``S_k`` the sum over hidden units in :data:`LANES` interleaved partial sums (``part`` (A, 8)
-    scratch), added by :func:`_lane_sum`, then the units left over in order. ``rbuf``, ``kbuf``
+    scratch), added by :func:`_lane_sum`, then the units left over in order. ``rbuf``, ``sbuf``
     (H): :func:`tanh_f32_inplace`'s scratch."""
     obs_size, hidden = w1t.shape[0], w1t.shape[1]
     n_actions = w2.shape[0]
@@ -177,7 +187,7 @@ def _policy(w1t, b1, w2, b2, x, act_out, logit_out, part, rbuf, kbuf):
         xi = x[i]
         for j in range(hidden):
             act_out[j] = act_out[j] + xi * w1t[i, j]
-    tanh_f32_inplace(act_out, rbuf, kbuf)
+    tanh_f32_inplace(act_out, rbuf, sbuf)
     head = hidden - hidden % LANES
     for k in range(n_actions):
         for lane in range(LANES):
@@ -228,7 +238,7 @@ def _rollout_row(r, theta, state, uniforms, active, hidden, consts, max_steps, o
     w1t, b1 = np.empty((4, hidden), np.float32), np.empty(hidden, np.float32)
     w2, b2 = np.empty((n_actions, hidden), np.float32), np.empty(n_actions, np.float32)
     part = np.empty((n_actions, LANES), np.float32)
-    rbuf, kbuf = np.empty(hidden), np.empty(hidden, np.int32)  # tanh's scratch
+    rbuf, sbuf = np.empty(hidden), np.empty(hidden, np.int64)  # tanh's scratch
     steps = 0
     if active[r]:
         s0, s1, s2, s3 = state[r, 0], state[r, 1], state[r, 2], state[r, 3]
@@ -237,7 +247,7 @@ def _rollout_row(r, theta, state, uniforms, active, hidden, consts, max_steps, o
             x[0], x[1], x[2], x[3] = np.float32(s0), np.float32(s1), np.float32(s2), np.float32(s3)
             for i in range(4):
                 obs_out[r, t, i] = x[i]
-            _policy(w1t, b1, w2, b2, x, act_out[r, t], logit_out[r, t], part, rbuf, kbuf)
+            _policy(w1t, b1, w2, b2, x, act_out[r, t], logit_out[r, t], part, rbuf, sbuf)
             a = _sample(logit_out[r, t], uniforms[r, t], probs)
             actions_out[r, t] = a
             force = force_mag if a == 1 else -force_mag
@@ -285,11 +295,11 @@ def _forward_row(i, theta, obs, lengths, rows, act_out, logit_out):
     w1t, b1 = np.empty((obs_size, hidden), np.float32), np.empty(hidden, np.float32)
     w2, b2 = np.empty((n_actions, hidden), np.float32), np.empty(n_actions, np.float32)
     part = np.empty((n_actions, LANES), np.float32)
-    rbuf, kbuf = np.empty(hidden), np.empty(hidden, np.int32)  # tanh's scratch
+    rbuf, sbuf = np.empty(hidden), np.empty(hidden, np.int64)  # tanh's scratch
     r = rows[i]
     _unpack(theta[i], obs_size, hidden, n_actions, w1t, b1, w2, b2)
     for t in range(lengths[r]):
-        _policy(w1t, b1, w2, b2, obs[r, t], act_out[i, t], logit_out[i, t], part, rbuf, kbuf)
+        _policy(w1t, b1, w2, b2, obs[r, t], act_out[i, t], logit_out[i, t], part, rbuf, sbuf)
 
 
 @njit(**_JIT)
