@@ -21,7 +21,8 @@
    root with an empty cache: the speed issue's scope (:data:`ISSUE10_SCOPE`) ``repeats`` times
    (median and range of the wall time) and the whole pipeline once, with the peak resident
    memory of its processes. The whole pipeline's outputs are then compared byte for byte with
-   the committed ones (:func:`pgsom.verify.compare_files`, what ``make verify`` compares), so a
+   the committed ones (:func:`pgsom.verify.verify` on the scratch root, what ``make verify``
+   compares, the README's generated section included), so a
    bench run is also a cold rebuild check.
 
 Timings are for this machine under whatever else it runs (on a shared 2-core machine they move
@@ -265,7 +266,7 @@ def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print, sco
     ``"issue10"``: with :data:`ISSUE10_SCOPE`). The peak resident memory is the largest of
     the pipeline's processes (a notebook kernel: it trains in-process or drives the pool), and
     that of the whole process tree. ``compare``: then compare the committed outputs with the
-    rebuilt ones byte for byte (:func:`pgsom.verify.compare_files`; the full scope only)."""
+    rebuilt ones byte for byte (:func:`pgsom.verify.verify` without its rebuild; the full scope only)."""
     root = REPO / scratch
     shutil.rmtree(root, ignore_errors=True)
     cmd = [sys.executable, "-m", "pgsom.pipeline", "--profile", "full", "--out", str(root),
@@ -293,7 +294,7 @@ def time_cold_reproduce(scratch: str = "results/bench-reproduce", log=print, sco
     if compare:
         from pgsom import verify
 
-        result = verify.compare_files(verify.committed_outputs(), REPO, root)
+        result = verify.verify(root, rebuild=False)  # make verify's comparison, README section included
         identical = len(result.identical)
         differ = tuple(result.differ + result.missing + result.extra)
         log(f"bench: the rebuild against the committed outputs: {result.report()}")
@@ -392,7 +393,7 @@ def format_markdown(report: BenchReport) -> str:
                 f"{rp.peak_rss_gb:.2f} GB in one process, {rp.peak_total_rss_gb:.2f} GB in all its "
                 f"processes together{largest}.")
         if rp.identical >= 0:
-            line += (f" Its outputs against the committed ones (`pgsom.verify.compare_files`, what `make verify` "
+            line += (f" Its outputs against the committed ones (`pgsom.verify.verify`, what `make verify` "
                      f"compares): {rp.identical} files byte-identical, {len(rp.differ)} differ"
                      + (": " + ", ".join(f"`{d}`" for d in rp.differ) if rp.differ else "") + ".")
         lines += ["", line]
